@@ -1,0 +1,82 @@
+"""Benchmark triplane_sample (kernel) against the PyTorch reference (EG3D's grid_sample way).
+
+EG3D-sized work: planes (1, 3, 32, 256, 256), 128 x 128 rays x 96 samples = 1,572,864 points.
+
+    python benchmarks/bench_triplane.py [--device cpu|cuda|all] [--repeats 5] [--out FILE.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import device_name, peak_memory_mb, print_table, time_fn  # noqa: E402
+
+import nerfgan_kernels  # noqa: E402
+from nerfgan_kernels.ops import _reference  # noqa: E402
+
+
+def make_inputs(device, dtype, batch=1, res=256, channels=32, points=128 * 128 * 96):
+    g = torch.Generator().manual_seed(0)
+    planes = torch.randn(batch, 3, channels, res, res, generator=g).to(device, dtype)
+    coords = (torch.rand(batch, points, 3, generator=g) - 0.5).to(device, dtype)
+    return planes, coords
+
+
+def bench(device: torch.device, dtype: torch.dtype, repeats: int) -> list[dict]:
+    planes, coords = make_inputs(device, dtype)
+    rows = []
+    impls = {"kernel": nerfgan_kernels.triplane_sample, "reference": _reference.triplane_sample}
+    times = {}
+    for name, fn in impls.items():
+        def fwd():
+            with torch.no_grad():
+                fn(planes, coords, 1.0, "mean")
+
+        p = planes.detach().requires_grad_(True)
+        c = coords.detach().requires_grad_(True)
+
+        def fwd_bwd():
+            out = fn(p, c, 1.0, "mean")
+            torch.autograd.grad(out, (p, c), torch.ones_like(out))
+
+        times[name] = (time_fn(fwd, device, repeats), time_fn(fwd_bwd, device, repeats),
+                       peak_memory_mb(fwd_bwd, device))
+    for i, what in enumerate(["forward", "forward+backward"]):
+        k, r = times["kernel"][i], times["reference"][i]
+        row = {"device": device_name(device), "dtype": str(dtype).replace("torch.", ""),
+               "pass": what, "kernel ms": k, "reference ms": r, "speed-up": r / k}
+        if device.type == "cuda" and i == 1:
+            row["pass"] += f" (peak MiB kernel {times['kernel'][2]:.0f} / ref {times['reference'][2]:.0f})"
+        rows.append(row)
+    return rows
+
+
+def main(argv=None) -> str:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="all", choices=["cpu", "cuda", "all"])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--out", help="append the markdown table to this file")
+    args = ap.parse_args(argv)
+    devices = []
+    if args.device in ("cpu", "all"):
+        devices.append((torch.device("cpu"), [torch.float32]))
+    if args.device in ("cuda", "all") and torch.cuda.is_available():
+        devices.append((torch.device("cuda"), [torch.float32, torch.float16]))
+    rows = []
+    for device, dtypes in devices:
+        for dtype in dtypes:
+            rows += bench(device, dtype, args.repeats)
+    text = print_table("triplane_sample: planes 3x32x256x256, 1,572,864 points, reduce=mean", rows)
+    if args.out:
+        with open(args.out, "a") as f:
+            f.write(text + "\n")
+    return text
+
+
+if __name__ == "__main__":
+    main()

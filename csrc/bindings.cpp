@@ -1,0 +1,18 @@
+// The one pybind11 module of nerfgan_kernels: every op is registered here and nowhere else.
+#include <torch/extension.h>
+
+#include "triplane/triplane_sample.h"
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "nerfgan_kernels fused ops (CPU and, when compiled in, CUDA kernels)";
+#ifdef NERFGAN_KERNELS_WITH_CUDA
+  m.attr("with_cuda") = true;
+#else
+  m.attr("with_cuda") = false;
+#endif
+  m.def("triplane_sample_forward", &nerfgan_kernels::triplane_sample_forward, py::arg("planes"),
+        py::arg("coords"), py::arg("box_warp"), py::arg("reduce"));
+  m.def("triplane_sample_backward", &nerfgan_kernels::triplane_sample_backward,
+        py::arg("grad_out"), py::arg("planes"), py::arg("coords"), py::arg("box_warp"),
+        py::arg("reduce"), py::arg("need_planes"), py::arg("need_coords"));
+}

@@ -1,0 +1,64 @@
+// Argument checks shared by every op. Messages name the argument and what was expected.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+
+#include <initializer_list>
+#include <string>
+
+namespace nerfgan_kernels {
+
+inline std::string dtype_list(std::initializer_list<at::ScalarType> types) {
+  std::string out;
+  for (auto t : types) {
+    if (!out.empty()) out += ", ";
+    out += c10::toString(t);
+  }
+  return out;
+}
+
+inline void check_dim(const at::Tensor& t, const char* name, int64_t dim, const char* shape) {
+  TORCH_CHECK(t.dim() == dim, name, " must have shape ", shape, " (", dim, " dimensions), got ",
+              t.sizes());
+}
+
+inline void check_size(const at::Tensor& t, const char* name, int64_t dim, int64_t size,
+                       const char* shape) {
+  TORCH_CHECK(t.size(dim) == size, name, " must have shape ", shape, " with size ", size,
+              " in dimension ", dim, ", got ", t.sizes());
+}
+
+// CPU tensors: float32/float64. CUDA tensors: float32/float64/float16/bfloat16.
+inline void check_float_dtype(const at::Tensor& t, const char* name) {
+  if (t.is_cuda()) {
+    TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble ||
+                    t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16,
+                name, " must be float32, float64, float16 or bfloat16 on CUDA, got ",
+                t.scalar_type());
+  } else {
+    TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble, name,
+                " must be float32 or float64 on the CPU, got ", t.scalar_type());
+  }
+}
+
+inline void check_same_device(const at::Tensor& a, const char* name_a, const at::Tensor& b,
+                              const char* name_b) {
+  TORCH_CHECK(a.device() == b.device(), name_a, " and ", name_b,
+              " must be on the same device, got ", a.device(), " and ", b.device());
+}
+
+inline void check_same_dtype(const at::Tensor& a, const char* name_a, const at::Tensor& b,
+                             const char* name_b) {
+  TORCH_CHECK(a.scalar_type() == b.scalar_type(), name_a, " and ", name_b,
+              " must have the same dtype, got ", a.scalar_type(), " and ", b.scalar_type());
+}
+
+// Broadcast rule shared by the batched ops: equal batch sizes, or one of them 1.
+inline int64_t broadcast_batch(int64_t a, const char* name_a, int64_t b, const char* name_b) {
+  TORCH_CHECK(a == b || a == 1 || b == 1, "batch sizes of ", name_a, " (", a, ") and ", name_b,
+              " (", b, ") must be equal or one of them 1");
+  return (a == 1) ? b : a;
+}
+
+}  // namespace nerfgan_kernels

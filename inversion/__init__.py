@@ -1,0 +1,1 @@
+"""GAN inversion methods on the generator protocol (filled in by the inversion issues)."""
