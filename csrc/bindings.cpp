@@ -1,6 +1,8 @@
 // The one pybind11 module of nerfgan_kernels: every op is registered here and nowhere else.
 #include <torch/extension.h>
 
+#include "render/composite.h"
+#include "render/importance.h"
 #include "triplane/triplane_sample.h"
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -10,9 +12,22 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
 #else
   m.attr("with_cuda") = false;
 #endif
+  // ---- triplane_sample
   m.def("triplane_sample_forward", &nerfgan_kernels::triplane_sample_forward, py::arg("planes"),
         py::arg("coords"), py::arg("box_warp"), py::arg("reduce"));
   m.def("triplane_sample_backward", &nerfgan_kernels::triplane_sample_backward,
         py::arg("grad_out"), py::arg("planes"), py::arg("coords"), py::arg("box_warp"),
         py::arg("reduce"), py::arg("need_planes"), py::arg("need_coords"));
+
+  // ---- composite (render/composite.h)
+  m.def("composite_forward", &nerfgan_kernels::composite_forward, py::arg("colors"),
+        py::arg("densities"), py::arg("depths"), py::arg("depth_range"), py::arg("white_back"),
+        py::arg("t_min"), py::arg("alpha_min"));
+  m.def("composite_backward", &nerfgan_kernels::composite_backward, py::arg("grad_rgb"),
+        py::arg("grad_depth"), py::arg("grad_weights"), py::arg("colors"), py::arg("densities"),
+        py::arg("depths"), py::arg("depth_range"), py::arg("stats"), py::arg("white_back"),
+        py::arg("t_min"), py::arg("alpha_min"));
+
+  // ---- sample_pdf, merge_samples (render/importance.h)
+  // IMPORTANCE_BINDINGS
 }

@@ -84,6 +84,7 @@ NGK_HOST_DEVICE Stencil<T> make_stencil(T u, T v, int64_t H, int64_t W) {
     s.wx0 = s.wx1 = s.wy0 = s.wy1 = T(0);
     return s;
   }
+  using std::floor;  // float overload on the host
   const T fx0 = floor(ix);
   const T fy0 = floor(iy);
   const int64_t x0 = static_cast<int64_t>(fx0);

@@ -52,3 +52,50 @@ def triplane_sample(planes: torch.Tensor, coords: torch.Tensor, box_warp: float 
     if reduce == "sum":
         return out.sum(dim=1)
     raise ValueError(f'reduce must be one of "none", "mean", "sum", got {reduce!r}')
+
+
+# ---- compositing (ray marcher)
+
+def composite(colors: torch.Tensor, densities: torch.Tensor, depths: torch.Tensor, *,
+              white_back: bool = False, t_min: float = 0.0, alpha_min: float = 0.0,
+              depth_range=None):
+    """Reference of EG3D's MipRayMarcher2 (softplus clamp mode) with the same masking contract.
+
+    colors (N, R, S, C), densities (N, R, S, 1) raw, depths (N, R, S, 1) sorted per ray.
+    Returns rgb (N, R, C) = 2 * composite - 1, depth (N, R, 1), weights (N, R, S-1, 1).
+    With t_min = alpha_min = 0 this is EG3D's computation; otherwise intervals whose alpha is
+    below alpha_min, or that start with transmittance below t_min, are skipped (weight 0,
+    transmittance unchanged). depth_range = (lo, hi) clamps the depth (default: min/max of
+    ``depths``). Division by a zero weight total gives depth ``hi`` with zero gradient (EG3D's
+    forward value; its gradient there would be NaN).
+    """
+    deltas = depths[:, :, 1:] - depths[:, :, :-1]
+    colors_mid = (colors[:, :, :-1] + colors[:, :, 1:]) / 2
+    densities_mid = F.softplus((densities[:, :, :-1] + densities[:, :, 1:]) / 2 - 1)
+    depths_mid = (depths[:, :, :-1] + depths[:, :, 1:]) / 2
+    alpha = 1 - torch.exp(-(densities_mid * deltas))
+    if alpha_min > 0:
+        alpha = torch.where(alpha < alpha_min, torch.zeros_like(alpha), alpha)
+    factors = torch.where(alpha > 0, 1 - alpha + 1e-10, torch.ones_like(alpha)) if alpha_min > 0 \
+        else 1 - alpha + 1e-10
+    transmittance = torch.cumprod(torch.cat([torch.ones_like(alpha[:, :, :1]), factors], -2), -2)
+    transmittance = transmittance[:, :, :-1]
+    if t_min > 0:  # once below t_min the ray stays terminated
+        terminated = (transmittance < t_min).to(torch.uint8).cummax(dim=-2).values.bool()
+        alpha = torch.where(terminated, torch.zeros_like(alpha), alpha)
+    weights = alpha * transmittance
+    rgb = torch.sum(weights * colors_mid, -2)
+    weight_total = weights.sum(2)
+    if depth_range is None:
+        lo, hi = (depths.min(), depths.max()) if depths.numel() else (0.0, 0.0)
+    else:
+        lo, hi = depth_range
+    lo = torch.as_tensor(lo, dtype=depths.dtype, device=depths.device)
+    hi = torch.as_tensor(hi, dtype=depths.dtype, device=depths.device)
+    weighted = torch.sum(weights * depths_mid, -2)
+    safe_total = torch.where(weight_total > 0, weight_total, torch.ones_like(weight_total))
+    depth = torch.where(weight_total > 0, weighted / safe_total, torch.full_like(weighted, float("inf")))
+    depth = torch.clamp(depth, lo, hi)
+    if white_back:
+        rgb = rgb + 1 - weight_total
+    return rgb * 2 - 1, depth, weights
