@@ -8,14 +8,13 @@ ray (empty space, a dense shell, occluded samples) so that masking has something
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import device_name, peak_memory_mb, print_table, time_fn  # noqa: E402
+from common import bench_args, device_name, emit, peak_memory_mb, selected_devices, time_fn  # noqa: E402
 
 import nerfgan_kernels  # noqa: E402
 from nerfgan_kernels.ops import _reference  # noqa: E402
@@ -68,27 +67,14 @@ def bench(device, dtype, repeats):
 
 
 def main(argv=None) -> str:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--device", default="all", choices=["cpu", "cuda", "all"])
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--out", help="append the markdown table to this file")
-    args = ap.parse_args(argv)
-    devices = [torch.device("cpu")] if args.device in ("cpu", "all") else []
-    if args.device in ("cuda", "all") and torch.cuda.is_available():
-        devices.append(torch.device("cuda"))
+    args = bench_args(__doc__, argv=argv)
     rows, notes = [], []
-    for device in devices:
+    for device in selected_devices(args.device):
         r, skipped = bench(device, torch.float32, args.repeats)
         rows += r
         notes.append(f"{device_name(device)}: density masking (t_min=1e-4, alpha_min=1e-6) "
                      f"skipped {100 * skipped:.1f}% of the intervals")
-    text = print_table("composite: 16,384 rays x 96 samples x 32 channels", rows)
-    text += "\n".join(notes) + "\n"
-    print("\n".join(notes))
-    if args.out:
-        with open(args.out, "a") as f:
-            f.write(text + "\n")
-    return text
+    return emit("composite: 16,384 rays x 96 samples x 32 channels", rows, notes, args.out)
 
 
 if __name__ == "__main__":

@@ -7,14 +7,13 @@ EG3D-sized work: planes (1, 3, 32, 256, 256), 128 x 128 rays x 96 samples = 1,57
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import device_name, peak_memory_mb, print_table, time_fn  # noqa: E402
+from common import bench_args, device_name, emit, peak_memory_mb, selected_devices, time_fn  # noqa: E402
 
 import nerfgan_kernels  # noqa: E402
 from nerfgan_kernels.ops import _reference  # noqa: E402
@@ -57,25 +56,13 @@ def bench(device: torch.device, dtype: torch.dtype, repeats: int) -> list[dict]:
 
 
 def main(argv=None) -> str:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--device", default="all", choices=["cpu", "cuda", "all"])
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--out", help="append the markdown table to this file")
-    args = ap.parse_args(argv)
-    devices = []
-    if args.device in ("cpu", "all"):
-        devices.append((torch.device("cpu"), [torch.float32]))
-    if args.device in ("cuda", "all") and torch.cuda.is_available():
-        devices.append((torch.device("cuda"), [torch.float32, torch.float16]))
+    args = bench_args(__doc__, argv=argv)
     rows = []
-    for device, dtypes in devices:
-        for dtype in dtypes:
+    for device in selected_devices(args.device):
+        for dtype in ([torch.float32] if device.type == "cpu" else [torch.float32, torch.float16]):
             rows += bench(device, dtype, args.repeats)
-    text = print_table("triplane_sample: planes 3x32x256x256, 1,572,864 points, reduce=mean", rows)
-    if args.out:
-        with open(args.out, "a") as f:
-            f.write(text + "\n")
-    return text
+    return emit("triplane_sample: planes 3x32x256x256, 1,572,864 points, reduce=mean", rows,
+                out=args.out)
 
 
 if __name__ == "__main__":

@@ -59,3 +59,37 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"CPU, {torch.get_num_threads()} threads"
+
+
+def bench_args(doc: str, repeats: int = 5, devices=("cpu", "cuda", "all"), default_device="all",
+               argv=None, extra=None):
+    """The benchmarks' shared command line: --device, --repeats, --out (+ ``extra(parser)``)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--device", default=default_device, choices=list(devices))
+    ap.add_argument("--repeats", type=int, default=repeats)
+    ap.add_argument("--out", help="append the markdown table to this file")
+    if extra is not None:
+        extra(ap)
+    return ap.parse_args(argv)
+
+
+def selected_devices(choice: str) -> list[torch.device]:
+    """"cpu", "cuda" or "all" -> the devices present here (CUDA only with a GPU)."""
+    out = [torch.device("cpu")] if choice in ("cpu", "all") else []
+    if choice in ("cuda", "all") and torch.cuda.is_available():
+        out.append(torch.device("cuda"))
+    return out
+
+
+def emit(title: str, rows: list[dict], notes: list[str] = (), out: str | None = None) -> str:
+    """Print the table and notes; append both to ``out`` when given. Returns the text."""
+    text = print_table(title, rows)
+    if notes:
+        text += "\n" + "\n".join(f"- {x}" for x in notes) + "\n"
+        print("\n".join(notes))
+    if out:
+        with open(out, "a") as f:
+            f.write(text + "\n")
+    return text

@@ -29,5 +29,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("t_min"), py::arg("alpha_min"));
 
   // ---- sample_pdf, merge_samples (render/importance.h)
-  // IMPORTANCE_BINDINGS
+  m.def("sample_pdf_forward", &nerfgan_kernels::sample_pdf_forward, py::arg("depths_coarse"),
+        py::arg("weights_coarse"), py::arg("u"));
+  m.def("merge_samples_index", &nerfgan_kernels::merge_samples_index, py::arg("depths_a"),
+        py::arg("depths_b"));
+  m.def("merge_gather_forward", &nerfgan_kernels::merge_gather_forward, py::arg("index"),
+        py::arg("values_a"), py::arg("values_b"));
+  m.def("merge_gather_backward", &nerfgan_kernels::merge_gather_backward, py::arg("grad_out"),
+        py::arg("index"), py::arg("Sa"), py::arg("Sb"), py::arg("need_a"), py::arg("need_b"));
 }

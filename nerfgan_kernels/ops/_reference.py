@@ -99,3 +99,71 @@ def composite(colors: torch.Tensor, densities: torch.Tensor, depths: torch.Tenso
     if white_back:
         rgb = rgb + 1 - weight_total
     return rgb * 2 - 1, depth, weights
+
+
+# ---- importance sampling
+
+def importance_u(depths_coarse: torch.Tensor, n: int, *, u=None, generator=None,
+                 deterministic: bool = False) -> torch.Tensor:
+    """The uniform numbers of ``sample_pdf`` for depths_coarse (N, R, D, 1).
+
+    deterministic: linspace(0, 1, n) of shape (n,), shared by every ray. Else the given ``u``
+    ((N*R, n) or (N, R, n)) as (N*R, n), or, without one, U[0, 1) of shape (N*R, n) from
+    ``torch.rand(..., generator=generator)``; rows are batch-major, then ray (EG3D's layout).
+    Drawn in depths_coarse's dtype and device.
+    """
+    N, R = depths_coarse.shape[:2]
+    opts = {"dtype": depths_coarse.dtype, "device": depths_coarse.device}
+    if deterministic:
+        return torch.linspace(0, 1, n, **opts)
+    if u is not None:
+        return u.reshape(N * R, n)
+    return torch.rand(N * R, n, generator=generator, **opts)
+
+
+def sample_pdf(depths_coarse: torch.Tensor, weights_coarse: torch.Tensor, n: int, *, u=None,
+               generator=None, deterministic: bool = False) -> torch.Tensor:
+    """Reference of EG3D's importance sampling (``sample_importance`` + ``sample_pdf``).
+
+    depths_coarse (N, R, D, 1) sorted per ray, D >= 4; weights_coarse (N, R, D-1, 1) the coarse
+    march weights; u as in ``importance_u``. Returns the fine depths (N, R, n, 1), unsorted,
+    without gradient. Written as EG3D writes it: max-pool and avg-pool smoothing + 0.01, midpoint
+    bins, pdf of the interior D-3 weights + 1e-5, CDF with a leading 0, searchsorted(right=True).
+    """
+    N, R, D, _ = depths_coarse.shape
+    u = importance_u(depths_coarse, n, u=u, generator=generator, deterministic=deterministic)
+    rays = N * R
+    if rays == 0 or n == 0:
+        return depths_coarse.new_zeros((N, R, n, 1))
+    with torch.no_grad():
+        z = depths_coarse.reshape(rays, D)
+        w = F.max_pool1d(weights_coarse.reshape(rays, 1, D - 1), 2, 1, padding=1)
+        w = F.avg_pool1d(w, 2, 1).squeeze(1) + 0.01
+        bins = 0.5 * (z[:, :-1] + z[:, 1:])
+        w = w[:, 1:-1] + 1e-5
+        pdf = w / torch.sum(w, -1, keepdim=True)
+        cdf = torch.cumsum(pdf, -1)
+        cdf = torch.cat([torch.zeros_like(cdf[:, :1]), cdf], -1)  # (rays, D-2)
+        u = u.expand(rays, n).contiguous()
+        k = torch.searchsorted(cdf, u, right=True)
+        below = torch.clamp_min(k - 1, 0)
+        above = torch.clamp_max(k, D - 3)
+        cdf_below, cdf_above = cdf.gather(1, below), cdf.gather(1, above)
+        bins_below, bins_above = bins.gather(1, below), bins.gather(1, above)
+        denom = cdf_above - cdf_below
+        denom = torch.where(denom < 1e-5, torch.ones_like(denom), denom)
+        t = bins_below + (u - cdf_below) / denom * (bins_above - bins_below)
+    return t.reshape(N, R, n, 1)
+
+
+def merge_samples(depths_a: torch.Tensor, values_a, depths_b: torch.Tensor, values_b):
+    """Reference merge: EG3D's ``unify_samples`` with a stable sort (ties: a before b).
+
+    depths_a (N, R, Sa, 1), depths_b (N, R, Sb, 1); values_a / values_b sequences of tensors
+    (N, R, Sa, C_k) / (N, R, Sb, C_k). Returns the depths (N, R, Sa+Sb, 1) ascending per ray
+    (no gradient) and the list of values reordered the same way (gradients flow to the values).
+    """
+    depths, order = torch.sort(torch.cat([depths_a, depths_b], -2).detach(), dim=-2, stable=True)
+    values = [torch.gather(torch.cat([va, vb], -2), -2, order.expand(-1, -1, -1, va.shape[-1]))
+              for va, vb in zip(values_a, values_b)]
+    return depths, values

@@ -1,0 +1,117 @@
+"""Generator checkpoints: EG3D network pickles (read safely), and our format: a safetensors state
+dict with EG3D key names plus a JSON of the same stem holding the constructor kwargs.
+
+JSON form (the same as the fixtures' ``generator_kwargs``)::
+
+    {"generator_kwargs": {"z_dim": 512, ..., "rendering_kwargs": {...}},
+     "neural_rendering_resolution": 128}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .eg3d_pickle import read_eg3d_pickle
+from .triplane import TriPlaneGenerator
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
+TRIPLANE_CLASS_NAMES = ("training.triplane.TriPlaneGenerator", "TriPlaneGenerator")
+
+
+def build_generator(generator_kwargs: dict, neural_rendering_resolution: int | None = None) -> TriPlaneGenerator:
+    """Construct our generator from EG3D's constructor kwargs (``class_name`` optional)."""
+    kwargs = dict(generator_kwargs)
+    class_name = kwargs.pop("class_name", TRIPLANE_CLASS_NAMES[0])
+    if class_name not in TRIPLANE_CLASS_NAMES:
+        raise ValueError(f"generator_kwargs['class_name'] must be EG3D's TriPlaneGenerator, got {class_name!r}")
+    G = TriPlaneGenerator(**kwargs)
+    if neural_rendering_resolution is not None:
+        G.neural_rendering_resolution = int(neural_rendering_resolution)
+    return G
+
+
+def load_state_dict_checked(module: torch.nn.Module, state_dict: dict, source: str = "checkpoint") -> None:
+    """Load with strict names and shapes; the error lists every missing, unexpected or
+    mismatched key by name."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    mismatched = [f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
+                  for k in own if k in state_dict and tuple(state_dict[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or mismatched:
+        lines = [f"{source} does not match the generator:"]
+        if missing:
+            lines.append(f"  missing keys ({len(missing)}): " + ", ".join(missing))
+        if unexpected:
+            lines.append(f"  unexpected keys ({len(unexpected)}): " + ", ".join(unexpected))
+        if mismatched:
+            lines.append(f"  shape mismatches ({len(mismatched)}): " + "; ".join(mismatched))
+        raise ValueError("\n".join(lines))
+    module.load_state_dict(state_dict, strict=True)
+
+
+def config_path_for(weights_path: str | os.PathLike) -> Path:
+    return Path(weights_path).with_suffix(".json")
+
+
+def save_generator(G: TriPlaneGenerator, path: str | os.PathLike, extra: dict | None = None) -> Path:
+    """Write ``path`` (.safetensors, EG3D key names) and its JSON config beside it."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise ValueError(f"path must end in .safetensors, got {str(path)!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in G.state_dict().items()}
+    save_file(state, str(path))
+    config = {"generator_kwargs": {"class_name": TRIPLANE_CLASS_NAMES[0], **G.init_kwargs},
+              "neural_rendering_resolution": int(G.neural_rendering_resolution)}
+    config.update(extra or {})
+    config_path_for(path).write_text(json.dumps(config, indent=1))
+    return path
+
+
+def load_safetensors_generator(path: str | os.PathLike) -> TriPlaneGenerator:
+    path = Path(path)
+    config_path = config_path_for(path)
+    if not config_path.exists():
+        raise FileNotFoundError(f"{path} needs its config {config_path} (EG3D constructor kwargs as "
+                                "'generator_kwargs' and 'neural_rendering_resolution')")
+    config = json.loads(config_path.read_text())
+    kwargs = config.get("generator_kwargs", config)
+    G = build_generator(kwargs, config.get("neural_rendering_resolution"))
+    load_state_dict_checked(G, load_file(str(path)), source=str(path))
+    return G
+
+
+def load_eg3d_pickle_generator(path: str | os.PathLike, network: str = "G_ema") -> TriPlaneGenerator:
+    record = read_eg3d_pickle(path, networks=(network,))[network]
+    if record.class_name != "TriPlaneGenerator":
+        raise ValueError(f"{path}: {network} is a {record.class_name}, expected TriPlaneGenerator")
+    G = build_generator(record.init_kwargs, record.attributes.get("neural_rendering_resolution"))
+    load_state_dict_checked(G, record.state_dict, source=f"{path} ({network})")
+    return G
+
+
+def load_generator(path_or_name: str | os.PathLike, device: str | torch.device = "cpu") -> TriPlaneGenerator:
+    """Load a generator from an EG3D network pickle (``.pkl``, read without executing code), a
+    safetensors state dict with its JSON config, or the name ``"default"`` (the embedded model).
+    Returned in eval mode on ``device``."""
+    name = os.fspath(path_or_name)
+    if name == "default":
+        weights = DEFAULT_MODEL_DIR / "generator.safetensors"
+        if not weights.exists():
+            raise FileNotFoundError(
+                "the embedded default generator is not part of this installation yet "
+                f"(expected {weights}); pass an EG3D .pkl or a .safetensors checkpoint")
+        G = load_safetensors_generator(weights)
+    elif name.endswith(".pkl"):
+        G = load_eg3d_pickle_generator(name)
+    elif name.endswith(".safetensors"):
+        G = load_safetensors_generator(name)
+    else:
+        raise ValueError(f"path_or_name must be an EG3D .pkl, a .safetensors file or 'default', got {name!r}")
+    return G.to(device).eval()
