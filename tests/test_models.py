@@ -212,3 +212,20 @@ def test_convert_cli(tmp_path, fixture_generator):
     G = load_generator(out)
     for k, v in fixture_generator.state_dict().items():
         assert torch.equal(G.state_dict()[k], v)
+
+
+def test_point_queries_agree_and_carry_gradients(fixture_generator, fixture_outputs):
+    G, fx = fixture_generator, fixture_outputs
+    coords = (torch.rand(2, 50, 3, generator=torch.Generator().manual_seed(0)) - 0.5) * 0.8
+    dirs = torch.nn.functional.normalize(torch.randn(2, 50, 3), dim=-1)
+    ws = fx["ws"].clone().requires_grad_(True)
+    sigma = G.sample_density(coords, ws)
+    mixed = G.sample(coords, dirs, ws, fx["c"])
+    from_z = G.sample(coords, dirs, fx["z"], fx["c"])
+    assert sigma.shape == (2, 50, 1) and mixed["rgb"].shape == (2, 50, 32)
+    torch.testing.assert_close(mixed["sigma"], sigma)
+    torch.testing.assert_close(from_z["sigma"], sigma, rtol=1e-4, atol=1e-4)  # ws from z == fx ws
+    sigma.sum().backward()
+    assert ws.grad is not None and ws.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="c \\(B, 25\\) is required"):
+        G.sample(coords, dirs, fx["z"])

@@ -143,10 +143,17 @@ class TriPlaneGenerator(nn.Module):
         planes = self.planes(ws, noise_mode=noise_mode, **synthesis_kwargs)
         return self.renderer.run_model(planes, self.decoder, coords, dirs, self.rendering_kwargs)
 
-    def sample(self, coords, dirs, z, c, truncation_psi: float = 1, truncation_cutoff=None, **kw) -> dict:
-        """EG3D's sample: map z and c, then query the volume at coords."""
-        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
-        return self.sample_mixed(coords, dirs, ws, **kw)
+    def sample(self, coords, dirs, ws_or_z, c=None, truncation_psi: float = 1, truncation_cutoff=None,
+               **kw) -> dict:
+        """Query the volume at coords (B, M, 3): ``ws`` (B, num_ws, w_dim) as in design.md, or
+        EG3D's ``z`` (B, z_dim) with its conditioning camera ``c`` (B, 25), mapped first.
+        -> {'rgb': (B, M, 32), 'sigma': (B, M, 1)}."""
+        if ws_or_z.dim() == 2:
+            if c is None:
+                raise ValueError("c (B, 25) is required when sample() is given z (B, z_dim)")
+            ws_or_z = self.mapping(ws_or_z, c, truncation_psi=truncation_psi,
+                                   truncation_cutoff=truncation_cutoff)
+        return self.sample_mixed(coords, dirs, ws_or_z, **kw)
 
     def sample_density(self, coords, ws, noise_mode: str = "const") -> torch.Tensor:
         """coords (B, M, 3), ws (B, num_ws, w_dim) -> raw density sigma (B, M, 1)."""
