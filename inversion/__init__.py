@@ -1,1 +1,20 @@
-"""GAN inversion methods on the generator protocol (filled in by the inversion issues)."""
+"""Inversion of NeRF-GANs on the generator protocol of design.md: W / W+ projection, PTI,
+NeRFInvertor, with shared targets, losses, an optimization loop and results.
+
+Entry point: ``inversion.run(method, generator, target, **options)``; CLI ``nerfgan-invert``.
+"""
+
+from .api import METHODS, run
+from .loop import LoopConfig, run_loop
+from .losses import ImageLoss, LPIPSWeightsMissing, load_lpips, psnr, ssim
+from .nerfinvertor import nerfinvertor_tuning
+from .neighborhood import calibrate_radius, neighbor_latents, neighborhood_batch, random_cameras
+from .projection import evaluate, project
+from .pti import pivotal_tuning
+from .result import Result
+from .target import Target, load_camera, load_image, load_target
+
+__all__ = ["METHODS", "run", "LoopConfig", "run_loop", "ImageLoss", "LPIPSWeightsMissing",
+           "load_lpips", "psnr", "ssim", "nerfinvertor_tuning", "calibrate_radius",
+           "neighbor_latents", "neighborhood_batch", "random_cameras", "evaluate", "project",
+           "pivotal_tuning", "Result", "Target", "load_camera", "load_image", "load_target"]

@@ -1,0 +1,181 @@
+"""Neighbourhood latents, random cameras, and neighbourhood-batch rendering for NeRFInvertor's
+regularizers.
+
+``neighborhood_batch`` queries K latents x V cameras' ray samples with the tuned generator G and
+the frozen G0. All V cameras' points are concatenated into one point set per latent (G's own
+coarse + importance samples: coords (K, M, 3)) or shared by the K latents (stratified samples:
+coords (1, M, 3), the broadcast form), so one query is one launch of the fused ops on planes
+(K, ...); the points are split into as few chunks as fit ``max_memory_bytes``. G0's outputs at those points are
+computed once per step and reused by every explicit term (density-weighted colour, density,
+depth). Each chunk runs under activation checkpointing, so neither generator's (rays x samples x
+channels) tensors of the whole batch exist at once: only one chunk's, and only its scalar loss
+sums are kept for the backward.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from nerfgan_kernels import composite
+from nerfgan_kernels.render import camera_rays, look_at_camera
+
+from .protocol import point_query, ray_range
+
+# NeRFInvertor's camera distribution (EG3D look-at convention, radians).
+YAW_STD, PITCH_STD, CLAMP = 0.3, 0.155, 1.3
+
+
+def random_cameras(n: int, *, generator=None, intrinsics=None, radius: float = 2.7,
+                   lookat=(0.0, 0.0, 0.2), device=None) -> torch.Tensor:
+    """(n, 25) cameras with yaw ~ N(pi/2, 0.3), pitch ~ N(pi/2, 0.155), each clamped to pi/2 +- 1.3."""
+    h = (math.pi / 2 + YAW_STD * torch.randn(n, generator=generator)).clamp(math.pi / 2 - CLAMP, math.pi / 2 + CLAMP)
+    v = (math.pi / 2 + PITCH_STD * torch.randn(n, generator=generator)).clamp(math.pi / 2 - CLAMP, math.pi / 2 + CLAMP)
+    return look_at_camera(h, v, radius=radius, lookat=lookat, intrinsics=intrinsics).to(device)
+
+
+def neighbor_latents(G, w_pivot: torch.Tensor, c: torch.Tensor, k: int, alpha: float,
+                     truncation_psi: float = 1.0) -> torch.Tensor:
+    """w_n = w* + alpha (w_rand - w*) / ||w_rand - w*|| for k random z (norm over all ws rows).
+
+    w_pivot (1, num_ws, w_dim), c (1, 25) conditioning camera -> (k, num_ws, w_dim), detached."""
+    with torch.no_grad():
+        z = torch.randn(k, G.z_dim, device=w_pivot.device)
+        w_rand = G.mapping(z, c.expand(k, -1), truncation_psi=truncation_psi)
+        direction = w_rand - w_pivot
+        norm = direction.flatten(1).norm(dim=1).clamp_min(1e-8).view(k, 1, 1)
+        return w_pivot + alpha * direction / norm
+
+
+def calibrate_radius(G, c: torch.Tensor, n: int = 64, fraction: float = 0.5, seed: int = 0) -> float:
+    """W-space neighbourhood radius: ``fraction`` x the median distance of mapped random latents
+    from w_avg (num_ws rows together), i.e. neighbours stay within the bulk of the W distribution.
+    Reported in every NeRFInvertor Result as 'neighbor_alpha'."""
+    with torch.no_grad():
+        z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(seed)).to(c.device)
+        ws = G.mapping(z, c.expand(n, -1))
+        dist = (ws - G.w_avg.view(1, 1, -1)).flatten(1).norm(dim=1)
+        return float(fraction * dist.median())
+
+
+def ray_samples(cameras: torch.Tensor, resolution: int, n_samples: int, near: float, far: float,
+                jitter: bool = True):
+    """Stratified points on the cameras' rays. -> coords (V, R, S, 3), dirs (V, R, S, 3), depths
+    (V, R, S, 1), R = resolution**2."""
+    origins, dirs = camera_rays(cameras, resolution)
+    V, R, _ = origins.shape
+    t = torch.linspace(0, 1, n_samples + 1, device=origins.device)[:-1]
+    u = torch.rand(V, R, n_samples, 1) if jitter else torch.full((V, R, n_samples, 1), 0.5)
+    depths = near + (far - near) * (t.view(1, 1, -1, 1) + u.to(origins.device) / n_samples)
+    coords = origins[:, :, None] + depths * dirs[:, :, None]
+    return coords, dirs[:, :, None].expand_as(coords), depths
+
+
+def generator_ray_samples(G, ws: torch.Tensor, cameras: torch.Tensor, resolution: int):
+    """The tuned generator's own samples (coarse + importance depths, no gradient) on the cameras'
+    rays for each latent, where G exposes its renderer (``planes``, ``renderer``, ``decoder``,
+    ``render_options``); None otherwise. -> coords (K, V*R, S, 3), dirs, depths (K, V*R, S, 1)."""
+    if not all(hasattr(G, a) for a in ("planes", "renderer", "decoder", "render_options")):
+        return None
+    with torch.no_grad():
+        planes = G.planes(ws)
+        origins, dirs = camera_rays(cameras, resolution)
+        K = ws.shape[0]
+        options = G.render_options(return_samples=True)
+        depths = [G.renderer(planes, G.decoder, o.expand(K, -1, -1), d.expand(K, -1, -1), options)[3]["depths"]
+                  for o, d in zip(origins[:, None], dirs[:, None])]
+        depths = torch.cat(depths, dim=1)  # (K, V*R, S, 1)
+        o = origins.reshape(1, -1, 1, 3)
+        dr = dirs.reshape(1, -1, 1, 3).expand(K, -1, depths.shape[2], -1)
+        return o + depths * dr, dr, depths
+
+
+def _weighted_colours(out: dict, depths: torch.Tensor, depth_range: tuple[float, float]):
+    """out rgb/sigma (K, Rc*S, .), depths (Rc, S, 1) shared or (K, Rc, S, 1) per latent ->
+    weights x midpoint rgb (K, Rc, S-1, 3), weights sum (K, Rc, 1), depth (K, Rc, 1), sigma."""
+    K = out["sigma"].shape[0]
+    d = depths if depths.dim() == 4 else depths.unsqueeze(0).expand(K, -1, -1, -1)
+    Rc, S = d.shape[1], d.shape[2]
+    rgb = out["rgb"][..., :3].reshape(K, Rc, S, 3)
+    sigma = out["sigma"].reshape(K, Rc, S, 1)
+    _, depth, weights = composite(rgb, sigma, d, t_min=0.0, alpha_min=0.0,
+                                  depth_range=depth_range)
+    mid = (rgb[:, :, :-1] + rgb[:, :, 1:]) / 2
+    return weights * mid, weights.sum(2), depth, sigma
+
+
+def neighborhood_batch(G, G0, ws: torch.Tensor, cameras: torch.Tensor, *, resolution: int = 128,
+                       n_samples: int = 48, max_memory_bytes: float = 256 * 2 ** 20,
+                       masks: torch.Tensor | None = None, checkpoint: bool = True,
+                       sample_source: str = "generator") -> dict:
+    """Explicit geometric regularization terms for K latents x V cameras.
+
+    ws (K, num_ws, w_dim) neighbour latents; cameras (V, 25); masks (V, 1, res, res) foreground or
+    None. Returns scalar tensors (differentiable w.r.t. G): 'weighted_colour' mean L1 of
+    weight x rgb per sample, 'density' mean L1 of raw sigma, 'depth' mean L1 of depth, and
+    'background_opacity' (mean G opacity on mask == 0 rays; 0 without masks); plus 'chunks', the
+    number of chunks (= calls to each generator's point query).
+
+    sample_source: "generator" (algorithms.md: the tuned G's coarse + importance depths, per latent,
+    where ``generator_ray_samples`` supports G; stratified otherwise) or "stratified"
+    (``n_samples`` jittered depths shared by all latents: one broadcast point set).
+    """
+    if sample_source not in ("generator", "stratified"):
+        raise ValueError(f"sample_source must be 'generator' or 'stratified', got {sample_source!r}")
+    if ws.dim() != 3:
+        raise ValueError(f"ws must be (K, num_ws, w_dim), got {tuple(ws.shape)}")
+    K, V, R = ws.shape[0], cameras.shape[0], resolution * resolution
+    own = generator_ray_samples(G, ws, cameras, resolution) if sample_source == "generator" else None
+    if own is not None:  # per latent: (K, V*R, S, .); chunks slice dim 1
+        coords, dirs, depths = own
+        S = depths.shape[2]
+    else:  # shared by all latents: (V*R, S, .); chunks slice dim 0
+        coords, dirs, depths = ray_samples(cameras, resolution, n_samples, *ray_range(G))
+        S = depths.shape[2]
+        coords, dirs, depths = coords.reshape(V * R, S, 3), dirs.reshape(V * R, S, 3), depths.reshape(V * R, S, 1)
+    per_latent = own is not None
+    depth_range = (float(depths.min()), float(depths.max()))  # global, so chunking changes nothing
+    fg = None if masks is None else (masks.reshape(V * R) > 0.5).float()
+    out_dim = 64  # per point and latent: features + sigma + compositing intermediates, float32
+    rays_per_chunk = max(1, int(max_memory_bytes // (K * S * out_dim * 4 * 2)))
+    query_g = point_query(G, ws)
+    with torch.no_grad():
+        query_g0 = point_query(G0, ws)
+    totals = {"weighted_colour": 0, "density": 0, "depth": 0, "background_opacity": 0}
+    n_chunks = 0
+
+    def flat(t):  # (Rc, S, 3) -> (1, Rc*S, 3); (K, Rc, S, 3) -> (K, Rc*S, 3)
+        return t.reshape(t.shape[0] if per_latent else 1, -1, 3)
+
+    def chunk_terms(c, d, dep, fg_chunk, wc0, sigma0, depth0):
+        out = query_g(flat(c), flat(d))
+        wc, wsum, depth, sigma = _weighted_colours(out, dep, depth_range)
+        ray_w = torch.ones(wc.shape[1], device=dep.device) if fg_chunk is None else fg_chunk
+        rw = ray_w.view(1, -1, 1, 1)
+        return torch.stack([((wc - wc0).abs() * rw).sum(), ((sigma - sigma0).abs() * rw).sum(),
+                            ((depth - depth0).abs() * rw[..., 0]).sum(),
+                            (wsum[..., 0] * (1 - ray_w).view(1, -1)).sum()])
+
+    for s in range(0, V * R, rays_per_chunk):
+        sl = (slice(None), slice(s, s + rays_per_chunk)) if per_latent else slice(s, s + rays_per_chunk)
+        fg_chunk = None if fg is None else fg[s:s + rays_per_chunk]
+        with torch.no_grad():  # G0 once per chunk; only its 3-channel products are kept
+            ref = query_g0(flat(coords[sl]), flat(dirs[sl]))
+            wc0, _, depth0, sigma0 = _weighted_colours(ref, depths[sl], depth_range)
+            del ref
+        args = (coords[sl], dirs[sl], depths[sl], fg_chunk, wc0, sigma0, depth0)
+        if checkpoint and torch.is_grad_enabled():
+            t = torch.utils.checkpoint.checkpoint(chunk_terms, *args, use_reentrant=False)
+        else:
+            t = chunk_terms(*args)
+        for i, name in enumerate(totals):
+            totals[name] = totals[name] + t[i]
+        n_chunks += 1
+    n_fg = float(V * R) if fg is None else float(fg.sum().clamp_min(1))
+    n_bg = 1.0 if fg is None else float((1 - fg).sum().clamp_min(1))
+    return {"weighted_colour": totals["weighted_colour"] / (K * n_fg * (S - 1) * 3),
+            "density": totals["density"] / (K * n_fg * S),
+            "depth": totals["depth"] / (K * n_fg),
+            "background_opacity": totals["background_opacity"] / (K * n_bg),
+            "chunks": n_chunks}

@@ -1,0 +1,58 @@
+"""The few generator capabilities the methods use beyond design.md's protocol, each with a
+fallback on the protocol itself, so any generator that implements the protocol runs.
+
+- ``point_query(G, ws)``: a function (coords (K, M, 3), dirs (K, M, 3)) -> {'rgb', 'sigma'} for
+  the latents ``ws`` (K, num_ws, w_dim). Tri-plane generators (attributes ``planes``, ``renderer``,
+  ``decoder``) compute the planes once and reuse them for every chunk; others call
+  ``G.sample_mixed`` per chunk.
+- ``noise_buffers(G)``: the StyleGAN-style constant noise inputs (names containing 'noise_const').
+- ``synthesize(G, ws, c, **kw)``: ``G.synthesis`` (extra keywords only where accepted).
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+
+
+def point_query(generator, ws: torch.Tensor):
+    """ws (K, num_ws, w_dim) -> query(coords (Kc, M, 3), dirs (Kc, M, 3)) -> {'rgb': (K, M, C),
+    'sigma': (K, M, 1)}, Kc = K or 1 (one point set broadcast to all K latents)."""
+    if all(hasattr(generator, a) for a in ("planes", "renderer", "decoder", "rendering_kwargs")):
+        planes = generator.planes(ws)
+        box_warp = generator.rendering_kwargs.get("box_warp", 1.0)
+
+        def query(coords, dirs):
+            return generator.renderer.sample_mixed(planes, generator.decoder, coords, dirs, box_warp)
+        return query
+
+    def query(coords, dirs):
+        if coords.shape[0] != ws.shape[0]:
+            coords, dirs = (t.expand(ws.shape[0], *t.shape[1:]) for t in (coords, dirs))
+        return generator.sample_mixed(coords, dirs, ws)
+    return query
+
+
+def noise_buffers(generator) -> dict[str, torch.Tensor]:
+    return {n: b for n, b in generator.named_buffers() if "noise_const" in n}
+
+
+def ray_range(generator) -> tuple[float, float]:
+    """(near, far) depths for sampling rays: the generator's ``ray_range`` or EG3D's
+    rendering_kwargs ray_start/ray_end (FFHQ's 2.25, 3.3 otherwise)."""
+    if hasattr(generator, "ray_range"):
+        return tuple(generator.ray_range)
+    rk = getattr(generator, "rendering_kwargs", {}) or {}
+    start, end = rk.get("ray_start", 2.25), rk.get("ray_end", 3.3)
+    if start == "auto" or end == "auto":
+        return 2.25, 3.3
+    return float(start), float(end)
+
+
+def synthesize(generator, ws: torch.Tensor, c: torch.Tensor, **kwargs) -> dict:
+    """``generator.synthesis(ws, c, **kwargs)`` passing only the keywords its signature takes."""
+    params = inspect.signature(generator.synthesis).parameters
+    if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        kwargs = {k: v for k, v in kwargs.items() if k in params}
+    return generator.synthesis(ws, c, **kwargs)

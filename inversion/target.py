@@ -1,0 +1,128 @@
+"""Inversion targets: images in [-1, 1], their EG3D 25-d cameras, optional foreground masks.
+
+Camera files (design.md "File formats"): a single image's ``{"label": [25 floats]}`` or EG3D's
+``dataset.json`` ``{"labels": [["img00.png", [25 floats]], ...]}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class Target:
+    """images (B, 3, H, W) float32 in [-1, 1]; cameras (B, 25); masks (B, 1, H, W) in [0, 1] or None
+    (1 = foreground)."""
+
+    images: torch.Tensor
+    cameras: torch.Tensor
+    masks: torch.Tensor | None = None
+
+    def __post_init__(self):
+        if self.images.dim() == 3:
+            self.images = self.images[None]
+        if self.cameras.dim() == 1:
+            self.cameras = self.cameras[None]
+        if self.images.dim() != 4 or self.images.shape[1] != 3:
+            raise ValueError(f"images must be (B, 3, H, W), got {tuple(self.images.shape)}")
+        if self.cameras.dim() != 2 or self.cameras.shape[1] != 25 or len(self.cameras) != len(self.images):
+            raise ValueError(f"cameras must be (B, 25) with B = {len(self.images)}, got "
+                             f"{tuple(self.cameras.shape)}")
+        if self.masks is not None:
+            if self.masks.dim() == 3:
+                self.masks = self.masks[:, None]
+            if self.masks.shape[0] != self.images.shape[0] or self.masks.shape[1] != 1 \
+                    or self.masks.shape[-2:] != self.images.shape[-2:]:
+                raise ValueError(f"masks must be (B, 1, H, W) matching images, got {tuple(self.masks.shape)}")
+        self.images = self.images.float()
+        self.cameras = self.cameras.float()
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def to(self, device) -> "Target":
+        return Target(self.images.to(device), self.cameras.to(device),
+                      None if self.masks is None else self.masks.to(device))
+
+    def resized(self, resolution: int) -> "Target":
+        """The same target with images (and masks) area-resampled to ``resolution``."""
+        if self.images.shape[-1] == resolution and self.images.shape[-2] == resolution:
+            return self
+        mode = "area" if self.images.shape[-1] > resolution else "bilinear"
+        kw = {} if mode == "area" else {"align_corners": False}
+        images = F.interpolate(self.images, size=(resolution, resolution), mode=mode, **kw)
+        masks = None if self.masks is None else F.interpolate(self.masks, size=(resolution, resolution), mode=mode, **kw)
+        return Target(images, self.cameras, masks)
+
+
+def load_image(path: str | os.PathLike, resolution: int | None = None) -> torch.Tensor:
+    """PNG/JPEG -> (3, H, W) float32 in [-1, 1] (alpha dropped, grey expanded)."""
+    import imageio.v3 as iio
+    array = np.asarray(iio.imread(os.fspath(path)))
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=-1)
+    image = torch.from_numpy(array[..., :3].astype(np.float32)).permute(2, 0, 1) / 127.5 - 1
+    if resolution is not None and image.shape[-1] != resolution:
+        image = Target(image, torch.zeros(25)).resized(resolution).images[0]
+    return image
+
+
+def load_mask(path: str | os.PathLike) -> torch.Tensor:
+    """Greyscale / RGB(A) mask image -> (1, H, W) in [0, 1]."""
+    import imageio.v3 as iio
+    array = np.asarray(iio.imread(os.fspath(path))).astype(np.float32)
+    if array.ndim == 3:
+        array = array[..., 0]
+    return torch.from_numpy(array / max(1.0, float(array.max())))[None]
+
+
+def load_camera(path: str | os.PathLike, image_name: str | None = None) -> torch.Tensor:
+    """A ``{"label": [...]}`` file, or a ``dataset.json`` entry for ``image_name`` -> (25,)."""
+    data = json.loads(Path(path).read_text())
+    if "label" in data:
+        label = data["label"]
+    elif "labels" in data:
+        labels = dict((name, lab) for name, lab in data["labels"])
+        if image_name is None:
+            if len(labels) != 1:
+                raise ValueError(f"image_name is required: {path} holds {len(labels)} labels")
+            image_name = next(iter(labels))
+        if image_name not in labels:
+            raise ValueError(f"image_name {image_name!r} is not in {path}")
+        label = labels[image_name]
+    else:
+        raise ValueError(f"path {path} must hold 'label' or 'labels' (EG3D dataset.json)")
+    camera = torch.tensor(label, dtype=torch.float32).flatten()
+    if camera.numel() != 25:
+        raise ValueError(f"camera label in {path} must have 25 values, got {camera.numel()}")
+    return camera
+
+
+def load_target(images, camera: str | os.PathLike | None = None, masks=None,
+                resolution: int | None = None) -> Target:
+    """Load one image path or a list of them with their cameras from ``camera`` (a label file or a
+    dataset.json; for a folder's dataset.json the entries are looked up by file name)."""
+    paths = [images] if isinstance(images, (str, os.PathLike)) else list(images)
+    if camera is None:
+        candidate = Path(paths[0]).parent / "dataset.json"
+        if not candidate.exists():
+            raise ValueError("camera is required (a {'label': [...]} file or a dataset.json)")
+        camera = candidate
+    imgs = torch.stack([load_image(p, resolution) for p in paths])
+    cams = torch.stack([load_camera(camera, Path(p).name if len(paths) > 1 or
+                                    "labels" in json.loads(Path(camera).read_text()) else None)
+                        for p in paths])
+    mask_t = None
+    if masks is not None:
+        mpaths = [masks] if isinstance(masks, (str, os.PathLike)) else list(masks)
+        mask_t = torch.stack([load_mask(m) for m in mpaths])
+        if mask_t.shape[-1] != imgs.shape[-1]:
+            mask_t = F.interpolate(mask_t, size=imgs.shape[-2:], mode="area")
+    return Target(imgs, cams, mask_t)

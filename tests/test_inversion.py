@@ -1,0 +1,168 @@
+"""Inversion layer: targets, losses, loop resume, results, neighbourhood batching, methods on two
+different generators (the MLP test generator and a tiny EG3D tri-plane generator)."""
+
+import json
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+
+import inversion
+from inversion.losses import ImageLoss, LPIPSWeightsMissing, backbone_weights_path, load_lpips
+from inversion.neighborhood import neighborhood_batch
+from inversion.testing import MLPRadianceGenerator
+from nerfgan_kernels.render import look_at_camera
+
+MSE_ONLY = dict(mse_weight=1.0, perceptual_weight=0.0, perceptual="none")
+
+
+def _target(G, seed=0):
+    c = look_at_camera(1.57, 1.57)
+    with torch.no_grad():
+        ws = G.mapping(torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(seed)), c)
+        return ws, inversion.Target(G.synthesis(ws, c)["image"], c)
+
+
+def test_target_loads_png_and_both_camera_formats(tmp_path):
+    img = (np.random.default_rng(0).random((8, 8, 3)) * 255).astype(np.uint8)
+    iio.imwrite(tmp_path / "a.png", img)
+    label = list(np.arange(25, dtype=float))
+    (tmp_path / "cam.json").write_text(json.dumps({"label": label}))
+    (tmp_path / "dataset.json").write_text(json.dumps({"labels": [["a.png", label]]}))
+    t1 = inversion.load_target(tmp_path / "a.png", tmp_path / "cam.json")
+    t2 = inversion.load_target(tmp_path / "a.png")  # dataset.json beside the image
+    assert t1.images.shape == (1, 3, 8, 8) and t1.images.min() >= -1 and t1.images.max() <= 1
+    assert torch.equal(t1.cameras, t2.cameras) and t1.cameras[0, 24] == 24
+    assert torch.allclose(t1.images[0, :, 0, 0], torch.tensor(img[0, 0] / 127.5 - 1, dtype=torch.float32))
+    with pytest.raises(ValueError, match="cameras"):
+        inversion.Target(torch.zeros(1, 3, 4, 4), torch.zeros(1, 16))
+
+
+def test_lpips_without_weights_names_the_file(monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    with pytest.raises(LPIPSWeightsMissing, match="vgg16-397923af.pth") as err:
+        load_lpips("vgg")
+    assert str(backbone_weights_path("vgg").parent) in str(err.value)
+    random_net = load_lpips("vgg", pnet_rand=True)  # tests opt in explicitly
+    loss = ImageLoss(1.0, 1.0, perceptual=random_net)
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    assert loss(x, x)[0].item() == pytest.approx(0.0, abs=1e-6)
+    assert ImageLoss(0.0, 1.0, "mse+ssim")(x, -x)[0].item() > 0.5
+
+
+def test_result_roundtrip_and_delta(tmp_path):
+    G = MLPRadianceGenerator()
+    base = MLPRadianceGenerator()
+    with torch.no_grad():
+        G.field[0].weight.add_(1.0)
+    r = inversion.Result("pti", torch.randn(1, 2, 16), inversion.result.state_delta(G, base.state_dict()),
+                         {"pti": 1.5}, {"psnr": 20.0})
+    loaded = inversion.Result.load(r.save(tmp_path / "r"))
+    assert list(loaded.delta) == ["field.0.weight"] and torch.equal(loaded.ws, r.ws)
+    loaded.apply_to(base)
+    assert torch.allclose(base.field[0].weight, G.field[0].weight)
+
+
+def test_resume_after_kill_reaches_same_ws(tmp_path):
+    """A run stopped after 3 of 6 steps and resumed from its checkpoint equals an unbroken run."""
+    G = MLPRadianceGenerator()
+    _, target = _target(G)
+    opts = dict(projection="wplus", projection_steps=6, progress=False, seed=3,
+                loss=ImageLoss(**MSE_ONLY), projection_options={"w_std_samples": 64})
+    full = inversion.run("wplus", G, target, **opts)
+    part = inversion.run("wplus", G, target, checkpoint_dir=tmp_path, checkpoint_every=2, stop_after=3, **opts)
+    assert len(part.logs) == 3
+    resumed = inversion.run("wplus", G, target, checkpoint_dir=tmp_path, checkpoint_every=2, **opts)
+    assert len(resumed.logs) == 6
+    assert torch.equal(resumed.ws, full.ws)
+
+
+def test_nerfinvertor_resume_after_kill_reaches_same_weights(tmp_path):
+    """Both stages resume (optimizer, EMA and tuned weights come back from the checkpoints)."""
+    _, target = _target(MLPRadianceGenerator())
+    opts = dict(projection_steps=3, tuning_steps=4, progress=False, seed=1, loss=ImageLoss(**MSE_ONLY),
+                projection_options={"w_std_samples": 32},
+                tuning_options={"explicit_resolution": 4, "explicit_samples": 6, "ema_decay": 0.5})
+    full = inversion.run("nerfinvertor", MLPRadianceGenerator(), target, **opts)
+    for stop_after in (2, 2, None):  # killed in projection, killed in tuning, then completed
+        resumed = inversion.run("nerfinvertor", MLPRadianceGenerator(), target, checkpoint_dir=tmp_path,
+                                checkpoint_every=1, stop_after=stop_after, **opts)
+    assert torch.equal(resumed.ws, full.ws) and set(resumed.delta) == set(full.delta)
+    assert all(torch.equal(resumed.delta[k], full.delta[k]) for k in full.delta)
+
+
+class CountingMLP(MLPRadianceGenerator):
+    calls = 0
+
+    def sample_mixed(self, coords, dirs, ws, **kw):
+        type(self).calls += 1
+        return super().sample_mixed(coords, dirs, ws, **kw)
+
+
+def test_neighborhood_batch_is_one_call_per_generator_when_it_fits():
+    G = CountingMLP()
+    G0 = G.clone()
+    ws = G.mapping(torch.randn(3, G.z_dim), look_at_camera(1.57, 1.57).expand(3, -1))
+    cams = inversion.random_cameras(2)
+    CountingMLP.calls = 0
+    out = neighborhood_batch(G, G0, ws, cams, resolution=6, n_samples=8, max_memory_bytes=2 ** 30)
+    assert out["chunks"] == 1 and CountingMLP.calls == 2  # K=3 latents x V=2 cameras: G once, G0 once
+    assert out["weighted_colour"].item() == 0  # G0 is a copy of G
+    CountingMLP.calls = 0
+    small = neighborhood_batch(G, G0, ws, cams, resolution=6, n_samples=8, max_memory_bytes=3 * 8 * 64 * 8 * 20)
+    assert small["chunks"] == CountingMLP.calls / 2 == 4  # 72 rays in chunks of 20
+
+
+def test_nerfinvertor_explicit_term_has_gradient_through_chunks():
+    G = MLPRadianceGenerator()
+    G0 = G.clone()
+    with torch.no_grad():
+        G0.field[-1].bias.add_(0.3)
+    ws = G.mapping(torch.randn(2, G.z_dim), look_at_camera(1.57, 1.57).expand(2, -1))
+    out = neighborhood_batch(G, G0, ws, inversion.random_cameras(1), resolution=4, n_samples=6,
+                             max_memory_bytes=2 * 6 * 64 * 8 * 5)
+    out["weighted_colour"].backward()
+    assert out["chunks"] > 1 and G.field[-1].bias.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("method", ["w", "wplus", "pti", "nerfinvertor"])
+def test_methods_run_on_mlp_generator(method):
+    G = MLPRadianceGenerator()
+    _, target = _target(G, seed=1)
+    r = inversion.run(method, G, target, projection_steps=3, tuning_steps=2, progress=False,
+                      loss=ImageLoss(**MSE_ONLY), projection_options={"w_std_samples": 32},
+                      tuning_options={"explicit_resolution": 4, "explicit_samples": 6}
+                      if method == "nerfinvertor" else None)
+    assert r.method == method and r.ws.shape == (1, 2, 16) and np.isfinite(r.metrics["psnr"])
+    assert (len(r.delta) > 0) == (method in ("pti", "nerfinvertor"))
+    if method == "nerfinvertor":
+        assert r.metrics["neighbor_alpha"] > 0
+
+
+def test_unknown_method_is_refused():
+    with pytest.raises(ValueError, match="method"):
+        inversion.run("gan", MLPRadianceGenerator(), _target(MLPRadianceGenerator())[1])
+
+
+def test_triplane_neighborhood_batch_is_one_broadcast_launch():
+    """On the EG3D generator, K=2 latents x V=2 cameras are one point query per generator: planes
+    (2, ...) against one shared point set (1, M, 3), the broadcast form of the fused op."""
+    from nerfgan_kernels.models import build_generator
+    from test_inversion_acceptance import tiny_triplane_kwargs
+    torch.manual_seed(0)
+    G = build_generator(tiny_triplane_kwargs(), 32)
+    G0 = G.clone()
+    ws = G.mapping(torch.randn(2, 16), look_at_camera(1.57, 1.57).expand(2, -1)).detach()
+    calls = []
+    for gen in (G, G0):
+        original = gen.renderer.sample_mixed
+        gen.renderer.sample_mixed = lambda p, d, c, r=None, b=1.0, original=original: (
+            calls.append((p.shape[0], tuple(c.shape))), original(p, d, c, r, b))[1]
+    cams = inversion.random_cameras(2)
+    out = neighborhood_batch(G, G0, ws, cams, resolution=4, n_samples=8, sample_source="stratified")
+    assert out["chunks"] == 1 and calls == [(2, (1, 2 * 16 * 8, 3))] * 2
+    calls.clear()  # G's own coarse + importance samples (12 + 12): per-latent points, still one query
+    out = neighborhood_batch(G, G0, ws, cams, resolution=4)
+    assert out["chunks"] == 1 and calls == [(2, (2, 2 * 16 * 24, 3))] * 2
+    assert out["weighted_colour"].item() < 1e-6
