@@ -6,7 +6,6 @@ before ``lpips`` would try to download, and says exactly which file to put where
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Callable
 

@@ -20,7 +20,7 @@ from .loop import LoopConfig, run_loop
 from .losses import ImageLoss
 from .neighborhood import calibrate_radius, neighbor_latents, neighborhood_batch, random_cameras
 from .projection import evaluate
-from .protocol import synthesize
+from .protocol import synthesize, trainable_parameters
 from .result import Result, state_delta
 from .target import Target
 
@@ -55,13 +55,7 @@ def nerfinvertor_tuning(G, target: Target, w_pivot: torch.Tensor, *, steps: int 
     cams, images = target.cameras, target.images
     if neighbor_alpha is None:
         neighbor_alpha = calibrate_radius(G0, cams[:1], fraction=neighbor_fraction, seed=seed)
-    params = list(G.params_to_tune(subset))
-    for p in G.parameters():
-        p.requires_grad_(False)
-    for p in params:
-        p.requires_grad_(True)
-    names = {id(p): n for n, p in G.named_parameters()}
-    tensors = {names[id(p)]: p for p in params}
+    params, tensors = trainable_parameters(G, subset)
     ema = {f"ema.{n}": p.detach().clone() for n, p in tensors.items()} if ema_decay > 0 else {}
     optimizer = torch.optim.Adam(params, lr=lr, betas=tuple(betas))
     synthesis_kwargs = dict(synthesis_kwargs or {})

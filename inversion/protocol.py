@@ -56,3 +56,15 @@ def synthesize(generator, ws: torch.Tensor, c: torch.Tensor, **kwargs) -> dict:
     if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
         kwargs = {k: v for k, v in kwargs.items() if k in params}
     return generator.synthesis(ws, c, **kwargs)
+
+
+def trainable_parameters(generator, subset: str = "all") -> tuple[list, dict]:
+    """Freeze the generator except ``generator.params_to_tune(subset)``; returns those parameters
+    and a {state-dict name: parameter} map of them (for checkpoints, deltas and EMAs)."""
+    params = list(generator.params_to_tune(subset))
+    for p in generator.parameters():
+        p.requires_grad_(False)
+    for p in params:
+        p.requires_grad_(True)
+    names = {id(p): n for n, p in generator.named_parameters()}
+    return params, {names[id(p)]: p for p in params}

@@ -15,7 +15,7 @@ from .loop import LoopConfig, run_loop
 from .losses import ImageLoss
 from .neighborhood import neighbor_latents, random_cameras
 from .projection import evaluate
-from .protocol import synthesize
+from .protocol import synthesize, trainable_parameters
 from .result import Result, state_delta
 from .target import Target
 
@@ -39,13 +39,7 @@ def pivotal_tuning(G, target: Target, w_pivot: torch.Tensor, *, steps: int = 350
     loss = loss or ImageLoss(mse_weight, perceptual_weight, perceptual)
     base_state = {k: v.clone() for k, v in G.state_dict().items()}
     G0 = G.clone() if locality_weight else None
-    params = list(G.params_to_tune(subset))
-    for p in G.parameters():
-        p.requires_grad_(False)
-    for p in params:
-        p.requires_grad_(True)
-    names = {id(p): n for n, p in G.named_parameters()}
-    tensors = {names[id(p)]: p for p in params}
+    params, tensors = trainable_parameters(G, subset)
     optimizer = torch.optim.Adam(params, lr=lr)
     synthesis_kwargs = dict(synthesis_kwargs or {})
     ws = w_pivot.detach()
