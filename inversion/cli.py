@@ -32,6 +32,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--camera", default=None, help="{'label': [25]} file or EG3D dataset.json "
                    "(default: dataset.json beside the image)")
     p.add_argument("--mask", default=None, nargs="+", help="foreground mask image(s)")
+    p.add_argument("--masked", action="store_true", help="nerfinvertor: masked regularizers (foreground from "
+                   "the original generator's opacity; the input view's from --mask when given)")
     p.add_argument("--checkpoint", default="default", help="EG3D .pkl, .safetensors, or 'default'")
     p.add_argument("--out", required=True)
     p.add_argument("--steps", type=int, default=None,
@@ -66,6 +68,10 @@ def main(argv=None) -> int:
         else:
             tuning_steps = args.steps
     tuning_options = dict(FAST["nerfinvertor"]) if args.fast and args.method == "nerfinvertor" else {}
+    if args.masked:
+        if args.method != "nerfinvertor":
+            raise SystemExit("--masked applies to --method nerfinvertor only")
+        tuning_options["masked"] = True
     timings = {"load": time.perf_counter() - t0}
     result = run(args.method, G, target, projection_steps=projection_steps, tuning_steps=tuning_steps,
                  tuning_options=tuning_options, loss=loss, checkpoint_dir=out / "checkpoints",

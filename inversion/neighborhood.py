@@ -107,15 +107,21 @@ def _weighted_colours(out: dict, depths: torch.Tensor, depth_range: tuple[float,
 
 def neighborhood_batch(G, G0, ws: torch.Tensor, cameras: torch.Tensor, *, resolution: int = 128,
                        n_samples: int = 48, max_memory_bytes: float = 256 * 2 ** 20,
-                       masks: torch.Tensor | None = None, checkpoint: bool = True,
-                       sample_source: str = "generator") -> dict:
+                       masks: torch.Tensor | str | None = None, mask_threshold: float = 0.5,
+                       checkpoint: bool = True, sample_source: str = "generator") -> dict:
     """Explicit geometric regularization terms for K latents x V cameras.
 
-    ws (K, num_ws, w_dim) neighbour latents; cameras (V, 25); masks (V, 1, res, res) foreground or
-    None. Returns scalar tensors (differentiable w.r.t. G): 'weighted_colour' mean L1 of
-    weight x rgb per sample, 'density' mean L1 of raw sigma, 'depth' mean L1 of depth, and
-    'background_opacity' (mean G opacity on mask == 0 rays; 0 without masks); plus 'chunks', the
-    number of chunks (= calls to each generator's point query).
+    ws (K, num_ws, w_dim) neighbour latents; cameras (V, 25). masks: None (every ray counts),
+    a foreground tensor (V, 1, res, res) shared by the K latents, or "reference": per latent and
+    ray, foreground where the frozen G0's accumulated opacity > ``mask_threshold`` (computed in the
+    same G0 pass, at no extra cost). With a mask the explicit terms are averaged over foreground
+    rays only, and 'background_opacity' is G's mean opacity on the background rays (the masked
+    term of algorithms.md section 3: EG3D has no background layer).
+
+    Returns scalar tensors (differentiable w.r.t. G): 'weighted_colour' mean L1 of weight x rgb per
+    sample, 'density' mean L1 of raw sigma, 'depth' mean L1 of depth, 'background_opacity' (0
+    without masks); plus 'chunks', the number of chunks (= calls to each generator's point query),
+    and 'foreground_fraction' (float).
 
     sample_source: "generator" (algorithms.md: the tuned G's coarse + importance depths, per latent,
     where ``generator_ray_samples`` supports G; stratified otherwise) or "stratified"
@@ -126,6 +132,11 @@ def neighborhood_batch(G, G0, ws: torch.Tensor, cameras: torch.Tensor, *, resolu
     if ws.dim() != 3:
         raise ValueError(f"ws must be (K, num_ws, w_dim), got {tuple(ws.shape)}")
     K, V, R = ws.shape[0], cameras.shape[0], resolution * resolution
+    if isinstance(masks, str) and masks != "reference":
+        raise ValueError(f"masks must be None, a (V, 1, res, res) tensor or 'reference', got {masks!r}")
+    if isinstance(masks, torch.Tensor) and masks.numel() != V * R:
+        raise ValueError(f"masks must be (V, 1, {resolution}, {resolution}) = {V * R} values, "
+                         f"got {tuple(masks.shape)}")
     own = generator_ray_samples(G, ws, cameras, resolution) if sample_source == "generator" else None
     if own is not None:  # per latent: (K, V*R, S, .); chunks slice dim 1
         coords, dirs, depths = own
@@ -136,14 +147,16 @@ def neighborhood_batch(G, G0, ws: torch.Tensor, cameras: torch.Tensor, *, resolu
         coords, dirs, depths = coords.reshape(V * R, S, 3), dirs.reshape(V * R, S, 3), depths.reshape(V * R, S, 1)
     per_latent = own is not None
     depth_range = (float(depths.min()), float(depths.max()))  # global, so chunking changes nothing
-    fg = None if masks is None else (masks.reshape(V * R) > 0.5).float()
+    given_fg = None
+    if isinstance(masks, torch.Tensor):  # (1, V*R), broadcast over latents
+        given_fg = (masks.reshape(1, V * R) > 0.5).to(depths.dtype).to(depths.device)
     out_dim = 64  # per point and latent: features + sigma + compositing intermediates, float32
     rays_per_chunk = max(1, int(max_memory_bytes // (K * S * out_dim * 4 * 2)))
     query_g = point_query(G, ws)
     with torch.no_grad():
         query_g0 = point_query(G0, ws)
     totals = {"weighted_colour": 0, "density": 0, "depth": 0, "background_opacity": 0}
-    n_chunks = 0
+    n_chunks, n_fg, n_rays = 0, 0.0, 0.0
 
     def flat(t):  # (Rc, S, 3) -> (1, Rc*S, 3); (K, Rc, S, 3) -> (K, Rc*S, 3)
         return t.reshape(t.shape[0] if per_latent else 1, -1, 3)
@@ -151,19 +164,25 @@ def neighborhood_batch(G, G0, ws: torch.Tensor, cameras: torch.Tensor, *, resolu
     def chunk_terms(c, d, dep, fg_chunk, wc0, sigma0, depth0):
         out = query_g(flat(c), flat(d))
         wc, wsum, depth, sigma = _weighted_colours(out, dep, depth_range)
-        ray_w = torch.ones(wc.shape[1], device=dep.device) if fg_chunk is None else fg_chunk
-        rw = ray_w.view(1, -1, 1, 1)
+        rw = fg_chunk.view(fg_chunk.shape[0], -1, 1, 1)  # (1 or K, Rc, 1, 1)
         return torch.stack([((wc - wc0).abs() * rw).sum(), ((sigma - sigma0).abs() * rw).sum(),
                             ((depth - depth0).abs() * rw[..., 0]).sum(),
-                            (wsum[..., 0] * (1 - ray_w).view(1, -1)).sum()])
+                            (wsum[..., 0] * (1 - rw[..., 0, 0])).sum()])
 
     for s in range(0, V * R, rays_per_chunk):
         sl = (slice(None), slice(s, s + rays_per_chunk)) if per_latent else slice(s, s + rays_per_chunk)
-        fg_chunk = None if fg is None else fg[s:s + rays_per_chunk]
         with torch.no_grad():  # G0 once per chunk; only its 3-channel products are kept
             ref = query_g0(flat(coords[sl]), flat(dirs[sl]))
-            wc0, _, depth0, sigma0 = _weighted_colours(ref, depths[sl], depth_range)
+            wc0, wsum0, depth0, sigma0 = _weighted_colours(ref, depths[sl], depth_range)
             del ref
+            if masks is None:
+                fg_chunk = torch.ones(1, wc0.shape[1], device=wc0.device, dtype=wc0.dtype)
+            elif given_fg is not None:
+                fg_chunk = given_fg[:, s:s + rays_per_chunk]
+            else:
+                fg_chunk = (wsum0[..., 0] > mask_threshold).to(wc0.dtype)  # (K, Rc)
+            n_fg += float(fg_chunk.sum()) * (K if fg_chunk.shape[0] == 1 else 1)
+            n_rays += K * wc0.shape[1]
         args = (coords[sl], dirs[sl], depths[sl], fg_chunk, wc0, sigma0, depth0)
         if checkpoint and torch.is_grad_enabled():
             t = torch.utils.checkpoint.checkpoint(chunk_terms, *args, use_reentrant=False)
@@ -172,10 +191,10 @@ def neighborhood_batch(G, G0, ws: torch.Tensor, cameras: torch.Tensor, *, resolu
         for i, name in enumerate(totals):
             totals[name] = totals[name] + t[i]
         n_chunks += 1
-    n_fg = float(V * R) if fg is None else float(fg.sum().clamp_min(1))
-    n_bg = 1.0 if fg is None else float((1 - fg).sum().clamp_min(1))
-    return {"weighted_colour": totals["weighted_colour"] / (K * n_fg * (S - 1) * 3),
-            "density": totals["density"] / (K * n_fg * S),
-            "depth": totals["depth"] / (K * n_fg),
-            "background_opacity": totals["background_opacity"] / (K * n_bg),
-            "chunks": n_chunks}
+    n_bg = max(n_rays - n_fg, 1.0)
+    n_fg_safe = max(n_fg, 1.0)
+    return {"weighted_colour": totals["weighted_colour"] / (n_fg_safe * (S - 1) * 3),
+            "density": totals["density"] / (n_fg_safe * S),
+            "depth": totals["depth"] / n_fg_safe,
+            "background_opacity": totals["background_opacity"] / n_bg,
+            "chunks": n_chunks, "foreground_fraction": n_fg / max(n_rays, 1.0)}

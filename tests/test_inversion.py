@@ -166,3 +166,68 @@ def test_triplane_neighborhood_batch_is_one_broadcast_launch():
     out = neighborhood_batch(G, G0, ws, cams, resolution=4)
     assert out["chunks"] == 1 and calls == [(2, (2, 2 * 16 * 24, 3))] * 2
     assert out["weighted_colour"].item() < 1e-6
+
+
+def _mask_case(threshold=0.5, masks="reference", k=1):
+    G = MLPRadianceGenerator()
+    G0 = G.clone()
+    with torch.no_grad():
+        G.field[-1].bias.add_(0.2)
+    ws = G0.mapping(torch.randn(k, G.z_dim, generator=torch.Generator().manual_seed(3)),
+                    look_at_camera(1.57, 1.57).expand(k, -1))
+    cams = inversion.random_cameras(2, generator=torch.Generator().manual_seed(4))
+    torch.manual_seed(0)  # the stratified jitter
+    return G, G0, ws, cams, neighborhood_batch(G, G0, ws, cams, resolution=6, n_samples=10, masks=masks,
+                                               mask_threshold=threshold, sample_source="stratified",
+                                               max_memory_bytes=10 * 64 * 8 * 25)
+
+
+def test_reference_mask_equals_the_same_mask_given_explicitly():
+    """masks='reference' (foreground = G0 opacity > threshold, found inside the chunk loop) gives
+    the same terms as passing that mask, computed separately from G0 on the same rays, as a tensor
+    (threshold: the median opacity, so the MLP generator's fog splits into both kinds of rays)."""
+    from inversion.neighborhood import _weighted_colours, ray_samples
+    from inversion.protocol import point_query, ray_range
+    G, G0, ws, cams, _ = _mask_case()
+    torch.manual_seed(0)
+    coords, dirs, depths = ray_samples(cams, 6, 10, *ray_range(G0))
+    with torch.no_grad():
+        out0 = point_query(G0, ws)(coords.reshape(1, -1, 3), dirs.reshape(1, -1, 3))
+        _, wsum0, _, _ = _weighted_colours(out0, depths.reshape(-1, 10, 1),
+                                           (float(depths.min()), float(depths.max())))
+    threshold = float(wsum0.median())
+    fg = (wsum0[0, :, 0] > threshold).float().reshape(2, 1, 6, 6)
+    assert 0.3 < fg.mean() < 0.7
+    *_, ref = _mask_case(threshold=threshold)
+    *_, given = _mask_case(masks=fg)
+    assert ref["chunks"] > 1 and ref["foreground_fraction"] == pytest.approx(float(fg.mean()))
+    for name in ("weighted_colour", "density", "depth", "background_opacity"):
+        assert torch.allclose(ref[name], given[name], rtol=1e-5, atol=1e-7), name
+    assert ref["background_opacity"] > 0 and ref["weighted_colour"] > 0
+
+
+def test_reference_mask_extremes_and_bad_masks():
+    *_, none = _mask_case(masks=None, k=2)
+    *_, all_fg = _mask_case(threshold=-1.0, k=2)
+    *_, all_bg = _mask_case(threshold=2.0, k=2)
+    for name in ("weighted_colour", "density", "depth"):
+        assert torch.allclose(none[name], all_fg[name], rtol=1e-6), name
+        assert all_bg[name] == 0, name
+    assert none["background_opacity"] == 0 and all_fg["foreground_fraction"] == 1.0
+    assert all_bg["foreground_fraction"] == 0.0 and all_bg["background_opacity"] > 0
+    with pytest.raises(ValueError, match="masks"):
+        _mask_case(masks="g0")
+    with pytest.raises(ValueError, match="masks"):
+        _mask_case(masks=torch.ones(1, 1, 6, 6))
+
+
+def test_masked_nerfinvertor_uses_masked_terms_and_derives_the_input_mask():
+    """masked=True without target masks: the input-view mask comes from G0's opacity at the pivot;
+    every masked term is computed and has a gradient."""
+    G = MLPRadianceGenerator()
+    _, target = _target(G, seed=2)
+    r = inversion.run("nerfinvertor", G, target, projection_steps=2, tuning_steps=2, progress=False,
+                      loss=ImageLoss(**MSE_ONLY), projection_options={"w_std_samples": 32},
+                      tuning_options={"explicit_resolution": 6, "explicit_samples": 8, "masked": True})
+    assert {"mask", "neighbor_background_opacity", "explicit", "implicit"} <= set(r.logs[-1])
+    assert r.options["tuning"]["masked"] is True and len(r.delta) > 0

@@ -5,6 +5,7 @@ import time
 
 import imageio.v3 as iio
 import numpy as np
+import pytest
 import torch
 
 from inversion.cli import main
@@ -14,7 +15,8 @@ from nerfgan_kernels.render import look_at_camera
 from test_inversion_acceptance import tiny_triplane_kwargs
 
 
-def test_cli_fast_runs_end_to_end_under_a_minute(tmp_path):
+@pytest.mark.parametrize("method", [["pti"], ["nerfinvertor", "--masked"]])
+def test_cli_fast_runs_end_to_end_under_a_minute(tmp_path, method):
     torch.manual_seed(0)
     G = build_generator(tiny_triplane_kwargs(), 32)
     ckpt = save_generator(G, tmp_path / "tiny.safetensors")
@@ -23,7 +25,7 @@ def test_cli_fast_runs_end_to_end_under_a_minute(tmp_path):
     iio.imwrite(tmp_path / "face.png", img)
     (tmp_path / "cam.json").write_text(json.dumps({"label": c[0].tolist()}))
     t0 = time.perf_counter()
-    rc = main(["--method", "pti", "--image", str(tmp_path / "face.png"), "--camera", str(tmp_path / "cam.json"),
+    rc = main(["--method", *method, "--image", str(tmp_path / "face.png"), "--camera", str(tmp_path / "cam.json"),
                "--checkpoint", str(ckpt), "--out", str(tmp_path / "run"), "--fast", "--steps", "2",
                "--projection-steps", "2", "--frames", "2", "--perceptual", "mse+ssim", "--no-progress"])
     seconds = time.perf_counter() - t0
