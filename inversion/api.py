@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from .loop import LoopConfig
+from .incremental import Session
+from .multilatent import multilatent_inversion, multiview_inversion
 from .nerfinvertor import nerfinvertor_tuning
 from .projection import project
 from .pti import pivotal_tuning
 from .result import Result
 
-METHODS = ("w", "wplus", "pti", "nerfinvertor")
+METHODS = ("w", "wplus", "pti", "nerfinvertor", "multiview", "multilatent", "incremental")
 
 
 def _loop(checkpoint_dir, stage: str, every: int, stop_after, progress: bool):
@@ -30,7 +32,11 @@ def run(method: str, generator, target, *, projection: str = "w", projection_ste
     """Invert ``target`` with ``generator`` (tuned in place for 'pti' / 'nerfinvertor').
 
     method: 'w', 'wplus' (projection only), 'pti', 'nerfinvertor' (projection into ``projection``
-    space, then fine-tuning). projection_steps (500) / tuning_steps (method default: PTI 350,
+    space, then fine-tuning); with several views: 'multiview' (one latent for all views, then a
+    tuning stage when ``tuning_options['method']`` is 'pti' or 'nerfinvertor'), 'multilatent'
+    (one latent per target frame, ``tuning_options`` go to ``multilatent_inversion``; the
+    multi-view stage uses ``projection_steps``), 'incremental' (the frames fed one by one to an
+    ``incremental.Session``; ``tuning_options`` are its arguments). projection_steps (500) / tuning_steps (method default: PTI 350,
     NeRFInvertor 1000). projection_options / tuning_options: keyword arguments of ``project`` /
     ``pivotal_tuning`` / ``nerfinvertor_tuning`` (weights, lr, ...). loss: an ``ImageLoss`` shared
     by both stages. checkpoint_dir: resumable checkpoints + JSON-lines logs per stage;
@@ -42,15 +48,41 @@ def run(method: str, generator, target, *, projection: str = "w", projection_ste
     common = {"synthesis_kwargs": synthesis_kwargs, "seed": seed}
     if loss is not None:
         common["loss"] = loss
+    if method == "multilatent":
+        kwargs = dict(tuning_options or {})
+        if tuning_steps is not None:
+            kwargs["iterations"] = tuning_steps
+        return multilatent_inversion(
+            generator, target, multiview_steps=projection_steps,
+            loop=_loop(checkpoint_dir, "multilatent", checkpoint_every, stop_after, progress), **common, **kwargs)
+    if method == "incremental":
+        kwargs = dict(tuning_options or {})
+        session = Session(generator, first_steps=projection_steps, progress=progress, seed=seed,
+                          synthesis_kwargs=synthesis_kwargs, **({"loss": loss} if loss is not None else {}),
+                          **kwargs)
+        for image, camera in zip(target.images, target.cameras):
+            session.add_frame(image, camera)
+        return session.result()
     mode = method if method in ("w", "wplus") else projection
-    proj = project(generator, target, mode=mode, steps=projection_steps,
-                   loop=_loop(checkpoint_dir, "projection", checkpoint_every, stop_after, progress),
-                   **common, **(projection_options or {}))
+    stage_loop = _loop(checkpoint_dir, "projection", checkpoint_every, stop_after, progress)
+    if method == "multiview":
+        proj = multiview_inversion(generator, target, steps=projection_steps, loop=stage_loop, **common,
+                                   **(projection_options or {}))
+        tuning_options = dict(tuning_options or {})
+        method_after = tuning_options.pop("method", None)
+        if method_after is None:
+            return proj
+        if method_after not in ("pti", "nerfinvertor"):
+            raise ValueError(f"tuning_options['method'] must be 'pti' or 'nerfinvertor', got {method_after!r}")
+    else:
+        proj = project(generator, target, mode=mode, steps=projection_steps, loop=stage_loop,
+                       **common, **(projection_options or {}))
+        method_after = method
     if method in ("w", "wplus"):
         return proj
     if stop_after is not None and len(proj.logs) < projection_steps:
         return proj
-    tune = pivotal_tuning if method == "pti" else nerfinvertor_tuning
+    tune = pivotal_tuning if method_after == "pti" else nerfinvertor_tuning
     kwargs = dict(tuning_options or {})
     if tuning_steps is not None:
         kwargs["steps"] = tuning_steps

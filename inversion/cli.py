@@ -1,7 +1,15 @@
 """``nerfgan-invert``: photo + camera -> inverted (and tuned) generator, pictures, metrics.
 
+    nerfgan-invert                       # the demo: a procedural head, NeRFInvertor, default model
     nerfgan-invert --method nerfinvertor --image face.png --camera cam.json \\
         --checkpoint ffhq512-128.pkl --out runs/x [--steps N] [--fast]
+    nerfgan-invert --method {multiview,multilatent,incremental} --images DIR_OR_FILES... \\
+        [--camera dataset.json] --out runs/y
+    nerfgan-invert --method incremental --video clip.mp4 --video-frames 8 --camera dataset.json --out runs/z
+
+Cameras of several images: EG3D's dataset.json (looked up by file name; default: the one beside
+the images). Video: ``--video-frames`` frames sampled evenly through imageio; ``--camera`` is a
+dataset.json whose labels, in file order, are those frames' cameras (one per sampled frame).
 
 Writes into --out: result.safetensors + result.json (ws, tuned weights as a delta against the
 checkpoint), reconstruction.png, depth.png, turntable.mp4 (or .gif), metrics.json, logs.
@@ -17,25 +25,48 @@ from pathlib import Path
 
 
 from .api import METHODS, run
+from .evaluation import depth_consistency
+from .multilatent import AzimuthBlend
+from .target import load_video_target
 from .losses import ImageLoss
 from .outputs import write_reconstruction, write_turntable
 from .target import load_target
 
 FAST = {"projection_steps": 20, "tuning_steps": 10, "frames": 6,
-        "nerfinvertor": {"explicit_resolution": 32, "explicit_samples": 16}}
+        "nerfinvertor": {"explicit_resolution": 32, "explicit_samples": 16},
+        "incremental": {"frame_steps": 5, "tune_steps": 2}}
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def expand_images(paths) -> list[str]:
+    """Files stay; a folder becomes its PNG/JPEG files, sorted by name."""
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise SystemExit(f"--images: no PNG/JPEG files in {p}")
+            out.extend(map(str, found))
+        else:
+            out.append(str(p))
+    return out
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="nerfgan-invert", description=__doc__.split("\n")[0])
-    p.add_argument("--method", required=True, choices=METHODS)
-    p.add_argument("--image", required=True, nargs="+", help="PNG/JPEG file(s)")
+    p.add_argument("--method", default=None, choices=METHODS,
+                   help="required with --image; without both, the demo runs (see inversion.demo)")
+    p.add_argument("--image", "--images", dest="image", default=None, nargs="+",
+                   help="PNG/JPEG file(s) or folder(s) of them")
+    p.add_argument("--video", default=None, help="a video file (frames sampled through imageio)")
+    p.add_argument("--video-frames", type=int, default=8, help="frames sampled evenly from --video")
     p.add_argument("--camera", default=None, help="{'label': [25]} file or EG3D dataset.json "
                    "(default: dataset.json beside the image)")
     p.add_argument("--mask", default=None, nargs="+", help="foreground mask image(s)")
     p.add_argument("--masked", action="store_true", help="nerfinvertor: masked regularizers (foreground from "
                    "the original generator's opacity; the input view's from --mask when given)")
     p.add_argument("--checkpoint", default="default", help="EG3D .pkl, .safetensors, or 'default'")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", default=None, help="output folder (the demo's default: nerfgan-demo)")
     p.add_argument("--steps", type=int, default=None,
                    help="steps of the method's main stage (projection for w/wplus, tuning otherwise)")
     p.add_argument("--projection-steps", type=int, default=None)
@@ -47,18 +78,42 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-progress", action="store_true")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.image is not None and args.video is not None:
+        p.error("give --image/--images or --video, not both")
+    if (args.method is None) != (args.image is None and args.video is None):
+        p.error("--method and --image/--video go together (give neither to run the demo)")
+    if args.method is not None and args.out is None:
+        p.error("--out is required with --method")
+    return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.method is None:
+        from .demo import run_demo
+        metrics = run_demo(args.out or "nerfgan-demo", fast=args.fast, checkpoint=args.checkpoint,
+                           progress=not args.no_progress, seed=args.seed)
+        out = Path(args.out or "nerfgan-demo").resolve()
+        held = metrics["held_out_views"]
+        print(f"demo done in {metrics['timings']['total']:.0f} s: input-view PSNR "
+              f"{metrics['input_view']['mean_psnr']:.2f} dB, held-out views PSNR {held['mean_psnr']:.2f} dB, "
+              f"depth MAE {held['mean_depth_mae']:.4f}\noutputs in {out} (report.md, turntable, "
+              f"novel_views.png, depth/, metrics.json)")
+        return 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     from nerfgan_kernels.models import load_generator
     t0 = time.perf_counter()
     G = load_generator(args.checkpoint, device=args.device)
-    target = load_target(args.image, args.camera, args.mask,
-                         resolution=getattr(G, "img_resolution", None)).to(args.device)
+    resolution = getattr(G, "img_resolution", None)
+    if args.video is not None:
+        target = load_video_target(args.video, args.camera, args.video_frames, resolution).to(args.device)
+    else:
+        target = load_target(expand_images(args.image), args.camera, args.mask, resolution=resolution).to(args.device)
+    multi = args.method in ("multiview", "multilatent", "incremental")
+    if multi and len(target) < 2:
+        raise SystemExit(f"--method {args.method} needs several views; got {len(target)} image")
     loss = ImageLoss(1.0, 1.0, args.perceptual)
     projection_steps = args.projection_steps or (FAST["projection_steps"] if args.fast else 500)
     tuning_steps = FAST["tuning_steps"] if args.fast else None
@@ -67,7 +122,7 @@ def main(argv=None) -> int:
             projection_steps = args.steps
         else:
             tuning_steps = args.steps
-    tuning_options = dict(FAST["nerfinvertor"]) if args.fast and args.method == "nerfinvertor" else {}
+    tuning_options = dict(FAST.get(args.method, {})) if args.fast else {}
     if args.masked:
         if args.method != "nerfinvertor":
             raise SystemExit("--masked applies to --method nerfinvertor only")
@@ -78,13 +133,16 @@ def main(argv=None) -> int:
                  checkpoint_every=args.checkpoint_every, progress=not args.no_progress, seed=args.seed)
     result.timings.update(timings)
     t1 = time.perf_counter()
-    files = write_reconstruction(G, result.ws, target, out)
+    source = AzimuthBlend.from_result(result) if args.method == "multilatent" else result.ws
+    files = write_reconstruction(G, source, target, out)
     frames = args.frames or (FAST["frames"] if args.fast else 24)
-    files["turntable"] = write_turntable(G, result.ws, target.cameras[0], out, frames=frames).name
+    files["turntable"] = write_turntable(G, source, target.cameras[0], out, frames=frames).name
     result.timings["outputs"] = time.perf_counter() - t1
     result.save(out)
     metrics = {"method": args.method, "perceptual": loss.perceptual_name, "input_view": result.metrics,
-               "timings": result.timings, "files": files}
+               "timings": result.timings, "files": files, "views": len(target)}
+    if multi:
+        metrics["depth_consistency"] = depth_consistency(G, source, target.cameras, target.cameras)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     print(json.dumps({"out": str(out), "psnr": result.metrics.get("psnr"), "files": files}))
     return 0

@@ -122,3 +122,12 @@ class ImageLoss(torch.nn.Module):
             loss = loss + self.identity_weight * ident
             terms["identity"] = ident.item()
         return loss, terms
+
+
+def loss_with_fallback(perceptual: str = "lpips-vgg") -> tuple[ImageLoss, str | None]:
+    """``ImageLoss(1, 1, perceptual)`` when the LPIPS backbone weights are in the cache; otherwise
+    the MSE + SSIM fallback and a note saying which file was missing (for reports)."""
+    try:
+        return ImageLoss(1.0, 1.0, perceptual), None
+    except LPIPSWeightsMissing as err:
+        return ImageLoss(1.0, 1.0, "mse+ssim"), f"{perceptual} unavailable, used MSE + SSIM: {err}"

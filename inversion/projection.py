@@ -43,7 +43,8 @@ def project(G, target: Target, *, mode: str = "w", steps: int = 500, lr: float =
             noise_start: float = 0.05, noise_ramp: float = 0.75, lr_rampup: float = 0.05,
             lr_rampdown: float = 0.25, mse_weight: float = 0.0, perceptual_weight: float = 1.0,
             perceptual="lpips-vgg", loss: ImageLoss | None = None, optimize_noise: bool = True,
-            noise_weight: float = 1e5, w_std_samples: int = 1000, synthesis_kwargs: dict | None = None,
+            noise_weight: float = 1e5, w_std_samples: int = 1000, view_weights=None,
+            w_avg_weight: float = 0.0, synthesis_kwargs: dict | None = None,
             loop: LoopConfig | None = None, seed: int = 0) -> Result:
     """Optimize a latent so that G renders the target at its camera(s).
 
@@ -51,6 +52,9 @@ def project(G, target: Target, *, mode: str = "w", steps: int = 500, lr: float =
     loss: an ``ImageLoss``; built from mse_weight / perceptual_weight / perceptual when None.
     optimize_noise: also optimize G's constant noise buffers (changed buffers go to the delta).
     synthesis_kwargs: passed to ``G.synthesis`` (e.g. ``{"deterministic": True}``).
+    Several target views (multi-view inversion, algorithms.md section 4): one latent for all;
+    view_weights (B,) scale each view's loss (None: equal; the loss is their weighted mean);
+    w_avg_weight: + weight x mean((w - w_avg)^2) (the multi-view paper uses 1.0; 0 by default).
     loop: checkpointing / progress settings (its ``steps`` is replaced by ``steps``).
     Returns Result(ws (1, num_ws, w_dim), delta (noise buffers), metrics psnr/mse/perceptual).
     """
@@ -70,6 +74,13 @@ def project(G, target: Target, *, mode: str = "w", steps: int = 500, lr: float =
     optimizer = torch.optim.Adam([w_opt, *buffers.values()], lr=lr, betas=(0.9, 0.999))
     synthesis_kwargs = dict(synthesis_kwargs or {})
     images, cams = target.images, target.cameras
+    weights = None
+    if view_weights is not None:
+        weights = torch.as_tensor(view_weights, dtype=torch.float32, device=device).flatten()
+        if weights.numel() != len(cams) or bool((weights < 0).any()) or not float(weights.sum()) > 0:
+            raise ValueError(f"view_weights must be {len(cams)} non-negative numbers (one per view) "
+                             f"with a positive sum, got {view_weights!r}")
+        weights = weights / weights.sum()
 
     def ws_of(w):
         return w.expand(-1, G.num_ws, -1) if mode == "w" else w
@@ -79,7 +90,16 @@ def project(G, target: Target, *, mode: str = "w", steps: int = 500, lr: float =
         noise_scale = w_std * noise_start * max(0.0, 1.0 - t / noise_ramp) ** 2
         w = w_opt + torch.randn_like(w_opt) * noise_scale
         out = synthesize(G, ws_of(w).expand(len(cams), -1, -1), cams, **synthesis_kwargs)["image"]
-        total, terms = loss(out, images)
+        if weights is None:
+            total, terms = loss(out, images)
+        else:
+            per_view = [loss(out[i:i + 1], images[i:i + 1]) for i in range(len(cams))]
+            total = sum(wt * lv for wt, (lv, _) in zip(weights, per_view))
+            terms = {k: sum(float(wt) * t[k] for wt, (_, t) in zip(weights, per_view)) for k in per_view[0][1]}
+        if w_avg_weight:
+            reg = (w_opt - G.w_avg.view(1, 1, -1)).square().mean()
+            total = total + w_avg_weight * reg
+            terms["w_avg_reg"] = reg.item()
         if buffers:
             reg = noise_regularization(buffers.values())
             total = total + noise_weight * reg
@@ -103,7 +123,9 @@ def project(G, target: Target, *, mode: str = "w", steps: int = 500, lr: float =
     return Result(mode, ws, state_delta(G, base_state),
                   {"projection": time.perf_counter() - t_start, "projection_optimization": state.seconds},
                   metrics, state.logs, {"mode": mode, "steps": steps, "lr": lr, "w_std": w_std,
-                                        "perceptual": loss.perceptual_name})
+                                        "perceptual": loss.perceptual_name, "views": len(cams),
+                                        "view_weights": None if weights is None else weights.tolist(),
+                                        "w_avg_weight": w_avg_weight})
 
 
 def evaluate(G, ws: torch.Tensor, target: Target, loss: ImageLoss | None = None,

@@ -126,3 +126,33 @@ def load_target(images, camera: str | os.PathLike | None = None, masks=None,
         if mask_t.shape[-1] != imgs.shape[-1]:
             mask_t = F.interpolate(mask_t, size=imgs.shape[-2:], mode="area")
     return Target(imgs, cams, mask_t)
+
+
+def load_video_target(video: str | os.PathLike, camera: str | os.PathLike, frames: int = 8,
+                      resolution: int | None = None) -> Target:
+    """``frames`` frames sampled evenly from a video (imageio) with their cameras from a
+    dataset.json whose labels, in file order, belong to the sampled frames (one label each)."""
+    import imageio.v3 as iio
+    if camera is None:
+        raise ValueError("camera is required with a video: a dataset.json with one label per sampled frame")
+    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
+        raise ValueError(f"frames must be a positive int, got {frames!r}")
+    all_frames = [np.asarray(f) for f in iio.imiter(os.fspath(video))]
+    if len(all_frames) < frames:
+        raise ValueError(f"video {video} has {len(all_frames)} frames, fewer than frames={frames}")
+    picks = np.linspace(0, len(all_frames) - 1, frames).round().astype(int)
+    images = []
+    for i in picks:
+        array = all_frames[i]
+        if array.ndim == 2:
+            array = np.repeat(array[..., None], 3, axis=-1)
+        images.append(torch.from_numpy(array[..., :3].astype(np.float32)).permute(2, 0, 1) / 127.5 - 1)
+    data = json.loads(Path(camera).read_text())
+    labels = [lab for _, lab in data.get("labels", [])]
+    if len(labels) != frames:
+        raise ValueError(f"camera {camera} must hold {frames} labels (one per sampled frame), got {len(labels)}")
+    cams = torch.tensor(labels, dtype=torch.float32).reshape(frames, -1)
+    if cams.shape[1] != 25:
+        raise ValueError(f"camera labels in {camera} must have 25 values, got {cams.shape[1]}")
+    target = Target(torch.stack(images), cams)
+    return target.resized(resolution) if resolution is not None else target

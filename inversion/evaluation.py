@@ -1,0 +1,92 @@
+"""Scoring an inversion against exact ground truth (procedural heads): image and depth metrics on the
+input view and on held-out views.
+
+A *latent source* is either a ws tensor (1, num_ws, w_dim) used for every camera, or a function
+camera (1, 25) -> ws (1, num_ws, w_dim) (multi-latent inversion interpolates latents by viewing
+angle). Ground truth comes from ``render_head`` at the generator's output resolution.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .losses import psnr, ssim
+from .protocol import synthesize
+
+LatentSource = torch.Tensor | Callable[[torch.Tensor], torch.Tensor]
+
+
+def latent_for(source: LatentSource, camera: torch.Tensor) -> torch.Tensor:
+    """The ws (1, num_ws, w_dim) a latent source gives for one camera (1, 25)."""
+    return source(camera) if callable(source) else source[:1]
+
+
+def depth_error(depth: torch.Tensor, gt_depth: torch.Tensor, gt_mask: torch.Tensor) -> float:
+    """Mean absolute depth error (world units) on the foreground, at the rendered depth's
+    resolution: ground truth (B, 1, H, W) depth and {0, 1} mask are area-pooled to depth (B, 1, h, w)
+    and only fully covered pixels (coverage > 0.999) count; nan when none is."""
+    size = depth.shape[-2:]
+    cover = F.adaptive_avg_pool2d(gt_mask, size)
+    gt = F.adaptive_avg_pool2d(gt_depth * gt_mask, size) / cover.clamp_min(1e-6)
+    full = cover > 0.999
+    if not bool(full.any()):
+        return float("nan")
+    return float((depth - gt).abs()[full].mean())
+
+
+def render_views(G, source: LatentSource, cameras: torch.Tensor, synthesis_kwargs: dict | None = None):
+    """Renders each camera (V, 25) with its latent -> images (V, 3, H, W) in [-1, 1] and depths
+    (V, 1, h, w), without gradients."""
+    images, depths = [], []
+    with torch.no_grad():
+        for c in cameras.split(1):
+            out = synthesize(G, latent_for(source, c), c, **(synthesis_kwargs or {}))
+            images.append(out["image"])
+            depths.append(out["image_depth"])
+    return torch.cat(images), torch.cat(depths)
+
+
+def score_views(G, source: LatentSource, truth: dict, cameras: torch.Tensor, perceptual=None,
+                synthesis_kwargs: dict | None = None) -> dict:
+    """Metrics of G's renders against ground truth at ``cameras`` (V, 25).
+
+    truth: ``render_head`` output at the same cameras: 'rgb' (V, 3, H, W), 'depth' and 'mask'
+    (V, 1, H, W). perceptual: an LPIPS module (inputs in [-1, 1]) or None.
+    Returns {'psnr', 'ssim', 'depth_mae', ['lpips']}: lists per view, and their means under
+    'mean_<name>'; plus 'images' and 'depths' (the renders)."""
+    images, depths = render_views(G, source, cameras, synthesis_kwargs)
+    gt = truth["rgb"].to(images)
+    if gt.shape[-2:] != images.shape[-2:]:
+        gt = F.interpolate(gt, size=images.shape[-2:], mode="area")
+    scores = {"psnr": [], "ssim": [], "depth_mae": []}
+    if perceptual is not None:
+        scores["lpips"] = []
+    with torch.no_grad():
+        for i in range(len(cameras)):
+            a, b = images[i:i + 1], gt[i:i + 1]
+            scores["psnr"].append(psnr(a, b))
+            scores["ssim"].append(float(ssim(a, b)))
+            scores["depth_mae"].append(depth_error(depths[i:i + 1], truth["depth"][i:i + 1].to(depths),
+                                                   truth["mask"][i:i + 1].to(depths)))
+            if perceptual is not None:
+                scores["lpips"].append(float(perceptual(a, b).mean()))
+    means = {f"mean_{k}": sum(v) / len(v) for k, v in scores.items()}
+    return {**scores, **means, "images": images, "depths": depths}
+
+
+def depth_consistency(G, source: LatentSource, frame_cameras: torch.Tensor, eval_cameras: torch.Tensor,
+                      synthesis_kwargs: dict | None = None) -> float:
+    """The multi-latent paper's depth consistency (algorithms.md section 5; lower is better): for
+    every evaluation camera j (eval_cameras (J, 25)), render depth from the latent the source gives
+    at each evaluation frame i (frame_cameras (F, 25)); take the per-pixel standard deviation
+    across i and return its mean over pixels and cameras. 0 for a single-latent source."""
+    latents = torch.cat([latent_for(source, c) for c in frame_cameras.split(1)])  # (F, num_ws, w_dim)
+    stds = []
+    with torch.no_grad():
+        for c in eval_cameras.split(1):
+            depth = synthesize(G, latents, c.expand(len(latents), -1), **(synthesis_kwargs or {}))["image_depth"]
+            stds.append(depth.std(0, unbiased=False).mean())
+    return float(torch.stack(stds).mean())
