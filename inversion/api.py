@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+import torch
 
 from .loop import LoopConfig
 from .incremental import Session
@@ -60,8 +63,15 @@ def run(method: str, generator, target, *, projection: str = "w", projection_ste
         session = Session(generator, first_steps=projection_steps, progress=progress, seed=seed,
                           synthesis_kwargs=synthesis_kwargs, **({"loss": loss} if loss is not None else {}),
                           **kwargs)
-        for image, camera in zip(target.images, target.cameras):
+        state_path = None if checkpoint_dir is None else Path(checkpoint_dir) / "incremental.pt"
+        if state_path is not None and state_path.exists():  # resume after the frames already added
+            session.load_state_dict(torch.load(state_path, weights_only=False))
+        for image, camera in list(zip(target.images, target.cameras))[len(session):]:
             session.add_frame(image, camera)
+            if state_path is not None:
+                state_path.parent.mkdir(parents=True, exist_ok=True)
+                torch.save(session.state_dict(), state_path.with_suffix(".tmp"))
+                os.replace(state_path.with_suffix(".tmp"), state_path)
         return session.result()
     mode = method if method in ("w", "wplus") else projection
     stage_loop = _loop(checkpoint_dir, "projection", checkpoint_every, stop_after, progress)

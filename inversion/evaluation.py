@@ -4,6 +4,10 @@ input view and on held-out views.
 A *latent source* is either a ws tensor (1, num_ws, w_dim) used for every camera, or a function
 camera (1, 25) -> ws (1, num_ws, w_dim) (multi-latent inversion interpolates latents by viewing
 angle). Ground truth comes from ``render_head`` at the generator's output resolution.
+
+Renders for scoring use ``EVAL_SYNTHESIS`` (deterministic sampling: no stratified jitter, where the
+generator supports it) unless other synthesis keywords are given, so scores are repeatable and a
+single-latent source has exactly zero depth inconsistency.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from .losses import psnr, ssim
 from .protocol import synthesize
 
 LatentSource = torch.Tensor | Callable[[torch.Tensor], torch.Tensor]
+EVAL_SYNTHESIS = {"deterministic": True}
 
 
 def latent_for(source: LatentSource, camera: torch.Tensor) -> torch.Tensor:
@@ -43,7 +48,7 @@ def render_views(G, source: LatentSource, cameras: torch.Tensor, synthesis_kwarg
     images, depths = [], []
     with torch.no_grad():
         for c in cameras.split(1):
-            out = synthesize(G, latent_for(source, c), c, **(synthesis_kwargs or {}))
+            out = synthesize(G, latent_for(source, c), c, **(synthesis_kwargs or EVAL_SYNTHESIS))
             images.append(out["image"])
             depths.append(out["image_depth"])
     return torch.cat(images), torch.cat(depths)
@@ -87,6 +92,7 @@ def depth_consistency(G, source: LatentSource, frame_cameras: torch.Tensor, eval
     stds = []
     with torch.no_grad():
         for c in eval_cameras.split(1):
-            depth = synthesize(G, latents, c.expand(len(latents), -1), **(synthesis_kwargs or {}))["image_depth"]
+            depth = synthesize(G, latents, c.expand(len(latents), -1),
+                               **(synthesis_kwargs or EVAL_SYNTHESIS))["image_depth"]
             stds.append(depth.std(0, unbiased=False).mean())
     return float(torch.stack(stds).mean())

@@ -176,3 +176,21 @@ def test_cli_runs_the_multi_frame_methods(tmp_path, method):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert rc == 0 and metrics["views"] == 3 and np.isfinite(metrics["depth_consistency"])
     assert (tmp_path / "run" / "reconstruction.png").exists()
+
+
+def test_cli_reads_frames_from_a_video(tmp_path):
+    from inversion.cli import main
+    from test_inversion_acceptance import tiny_triplane_kwargs
+    from nerfgan_kernels.models import build_generator, save_generator
+    torch.manual_seed(0)
+    ckpt = save_generator(build_generator(tiny_triplane_kwargs(), 32), tmp_path / "tiny.safetensors")
+    frames = [(np.random.default_rng(i).random((32, 32, 3)) * 255).astype(np.uint8) for i in range(7)]
+    iio.imwrite(tmp_path / "clip.mp4", np.stack(frames), fps=7, macro_block_size=1)
+    labels = [[f"frame{i}", cams([yaw])[0].tolist()] for i, yaw in enumerate((-0.3, 0.0, 0.3))]
+    (tmp_path / "cams.json").write_text(json.dumps({"labels": labels}))
+    rc = main(["--method", "incremental", "--video", str(tmp_path / "clip.mp4"), "--video-frames", "3",
+               "--camera", str(tmp_path / "cams.json"), "--checkpoint", str(ckpt), "--out", str(tmp_path / "run"),
+               "--fast", "--projection-steps", "2", "--frames", "2", "--perceptual", "mse+ssim", "--no-progress"])
+    assert rc == 0 and json.loads((tmp_path / "run" / "metrics.json").read_text())["views"] == 3
+    with pytest.raises(ValueError, match="must hold 4 labels"):
+        inversion.target.load_video_target(tmp_path / "clip.mp4", tmp_path / "cams.json", frames=4)

@@ -195,6 +195,15 @@ def test_safetensors_round_trip_and_key_report(tmp_path, fixture_generator, fixt
     assert "decoder.net.2.bias: checkpoint (5,) vs model (33,)" in str(err.value)
 
 
+def test_float16_storage_loads_back_as_float32(tmp_path, fixture_generator):
+    path = save_generator(fixture_generator, tmp_path / "half.safetensors", dtype=torch.float16)
+    assert all(v.dtype == torch.float16 for v in load_file(str(path)).values() if v.is_floating_point())
+    G = load_generator(path)
+    for k, v in fixture_generator.state_dict().items():
+        mine = G.state_dict()[k]
+        assert mine.dtype == v.dtype and torch.equal(mine, v.half().to(v.dtype)), k
+
+
 def test_load_generator_errors_name_the_problem(tmp_path):
     with pytest.raises(ValueError, match="path_or_name must be"):
         load_generator(tmp_path / "model.bin")

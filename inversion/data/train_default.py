@@ -208,6 +208,7 @@ class Trainer:
             {"params": mapping, "lr": cfg.mapping_lr},
         ], betas=(0.9, 0.99))
         self.step_count = 0
+        self.train_seconds = 0.0  # wall time of all runs that led to this state (resumes add up)
         self.history: list[dict] = []
         self.rng = torch.Generator().manual_seed(cfg.seed + 17)  # batch draws
 
@@ -271,6 +272,7 @@ class Trainer:
         state = {"config": json.dumps(dataclasses.asdict(self.cfg)), "step": self.step_count,
                  "G": self.G.state_dict(), "latents": self.latents.detach().clone(),
                  "opt": self.opt.state_dict(), "history": json.dumps(self.history),
+                 "train_seconds": self.train_seconds,
                  "torch_rng": torch.get_rng_state(), "batch_rng": self.rng.get_state(),
                  "python_rng": json.dumps(random.getstate())}
         tmp = self.checkpoint_path.with_suffix(".tmp")
@@ -291,6 +293,7 @@ class Trainer:
             self.latents.copy_(state["latents"])
         self.opt.load_state_dict(state["opt"])
         self.step_count = int(state["step"])
+        self.train_seconds = float(state.get("train_seconds", 0.0))
         self.history = json.loads(state["history"])
         torch.set_rng_state(state["torch_rng"])
         self.rng.set_state(state["batch_rng"])
@@ -299,7 +302,7 @@ class Trainer:
 
     # ---- the end ---------------------------------------------------------------------------------
 
-    def finalize(self, seconds: float) -> Path:
+    def finalize(self) -> Path:
         """Set w_avg to the mean mapped code and save the generator with a training summary."""
         G = self.G
         with torch.no_grad():
@@ -312,13 +315,15 @@ class Trainer:
             "what": "auto-decoder trained on procedural heads (inversion.data.heads); no adversarial term",
             "command": "python -m inversion.data.train_default",
             "config": dataclasses.asdict(self.cfg), "steps": self.step_count,
-            "train_seconds": round(seconds, 1), "items": training_items(self.cfg),
+            "train_seconds": round(self.train_seconds, 1), "items": training_items(self.cfg),
             "item_z": "randn(z_dim) from torch.Generator().manual_seed(1000003 + item index)",
             "final_losses_mean_last_50": mean,
             "mapping_relative_mse": map_err,  # |mapping(z_i) - w_i|^2 / |w_i|^2
         }
         G.eval()
-        return save_generator(G, self.out_dir / "generator.safetensors", extra={"training": summary})
+        # float16 storage halves the shipped file; the model runs in float32 after loading.
+        return save_generator(G, self.out_dir / "generator.safetensors", extra={"training": summary},
+                              dtype=torch.float16)
 
 
 def parse_args(argv=None):
@@ -356,6 +361,7 @@ def main(argv=None) -> dict:
             raise FileNotFoundError(f"--resume: no checkpoint at {trainer.checkpoint_path}")
         trainer.load_checkpoint()
     start_step, t0 = trainer.step_count, time.perf_counter()
+    seconds_before = trainer.train_seconds
     deadline = t0 + args.minutes * 60 if args.minutes is not None else math.inf
     total = args.steps if args.steps is not None else None
     bar = tqdm(total=total, initial=start_step, desc="training", disable=args.no_progress)
@@ -363,12 +369,14 @@ def main(argv=None) -> dict:
         rec = trainer.step()
         bar.update(1)
         bar.set_postfix(loss=f"{rec['total']:.4f}", raw=f"{rec['raw']:.4f}", depth=f"{rec['depth']:.3f}")
+        trainer.train_seconds = seconds_before + time.perf_counter() - t0
         if trainer.step_count % cfg.checkpoint_every == 0:
             trainer.save_checkpoint()
     bar.close()
     seconds = time.perf_counter() - t0
+    trainer.train_seconds = seconds_before + seconds
     trainer.save_checkpoint()
-    path = trainer.finalize(seconds)
+    path = trainer.finalize()
     done = trainer.step_count - start_step
     per_step = seconds / done if done else float("nan")
     print(f"{done} steps in {seconds:.1f} s ({per_step:.3f} s/step); generator: {path}")

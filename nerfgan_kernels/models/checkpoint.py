@@ -59,13 +59,18 @@ def config_path_for(weights_path: str | os.PathLike) -> Path:
     return Path(weights_path).with_suffix(".json")
 
 
-def save_generator(G: TriPlaneGenerator, path: str | os.PathLike, extra: dict | None = None) -> Path:
-    """Write ``path`` (.safetensors, EG3D key names) and its JSON config beside it."""
+def save_generator(G: TriPlaneGenerator, path: str | os.PathLike, extra: dict | None = None,
+                   dtype: torch.dtype | None = None) -> Path:
+    """Write ``path`` (.safetensors, EG3D key names) and its JSON config beside it. dtype: store
+    floating-point tensors in this dtype (e.g. torch.float16 to halve the file; loading casts
+    them back to the model's float32)."""
     path = Path(path)
     if path.suffix != ".safetensors":
         raise ValueError(f"path must end in .safetensors, got {str(path)!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in G.state_dict().items()}
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     save_file(state, str(path))
     config = {"generator_kwargs": {"class_name": TRIPLANE_CLASS_NAMES[0], **G.init_kwargs},
               "neural_rendering_resolution": int(G.neural_rendering_resolution)}
