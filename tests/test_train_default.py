@@ -10,7 +10,7 @@ import torch
 from inversion.data import train_default
 from nerfgan_kernels.models import load_generator
 
-TINY = ["--preset", "tiny", "--heads", "1", "--expressions", "0.5", "--views", "2",
+TINY = ["--mapping-fit-steps", "20", "--preset", "tiny", "--heads", "1", "--expressions", "0.5", "--views", "2",
         "--items-per-step", "1", "--views-per-item", "2", "--no-progress"]
 
 
