@@ -151,7 +151,7 @@ def main(argv=None) -> None:
             print(f"head {seed} {method}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items()), flush=True)
             for k, v in row.items():
                 sums[method][k] = sums[method].get(k, 0.0) + v / len(args.heads)
-    rows = [{"method": m, **{k: v for k, v in sums[m].items()}} for m in args.methods]
+    rows = [{"method": m, **sums[m]} for m in args.methods]
     notes = [f"{len(args.heads)} held-out heads (seeds {args.heads}), expression {DEMO_EXPRESSION}; input view yaw "
              f"{INPUT_YAW:+.0f} deg; held-out views yaw {list(NOVEL_YAWS)}; means over heads.",
              f"Projection (W and W+) {args.projection_steps} steps; PTI and NeRFInvertor {args.tuning_steps} "

@@ -17,6 +17,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .data.heads import downsample_depth
 from .losses import psnr, ssim
 from .protocol import synthesize
 
@@ -33,9 +34,7 @@ def depth_error(depth: torch.Tensor, gt_depth: torch.Tensor, gt_mask: torch.Tens
     """Mean absolute depth error (world units) on the foreground, at the rendered depth's
     resolution: ground truth (B, 1, H, W) depth and {0, 1} mask are area-pooled to depth (B, 1, h, w)
     and only fully covered pixels (coverage > 0.999) count; nan when none is."""
-    size = depth.shape[-2:]
-    cover = F.adaptive_avg_pool2d(gt_mask, size)
-    gt = F.adaptive_avg_pool2d(gt_depth * gt_mask, size) / cover.clamp_min(1e-6)
+    gt, cover = downsample_depth(gt_depth, gt_mask, depth.shape[-2:])
     full = cover > 0.999
     if not bool(full.any()):
         return float("nan")

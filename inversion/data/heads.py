@@ -463,6 +463,15 @@ def render_head(params: HeadParams, camera, resolution: int = 128, background=1.
     return render_scene(HeadScene(params), camera, resolution, background, background_depth)
 
 
+def downsample_depth(depth: torch.Tensor, mask: torch.Tensor, size) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ground truth at a lower resolution (e.g. a generator's depth map): depth and {0, 1} mask
+    (B, 1, H, W) -> (mean depth over the covered part of each pixel, coverage in [0, 1]), both
+    (B, 1, *size); uncovered pixels hold 0 depth."""
+    cover = torch.nn.functional.adaptive_avg_pool2d(mask, size)
+    depth = torch.nn.functional.adaptive_avg_pool2d(depth * mask, size) / cover.clamp(min=1e-6)
+    return depth, cover
+
+
 def yaw_cameras(yaws_degrees, pitch_degrees: float = 0.0) -> torch.Tensor:
     """FFHQ look-at cameras (radius 2.7, pivot (0, 0, 0.2)) at the given yaws (degrees; positive
     moves the camera toward +x) -> (len(yaws), 25). EG3D's h = pi/2 + yaw, v = pi/2 + pitch."""

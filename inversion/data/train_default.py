@@ -52,7 +52,7 @@ from tqdm import tqdm
 from nerfgan_kernels.models import build_generator, save_generator
 from nerfgan_kernels.render import look_at_camera
 
-from .heads import render_head, sample_head
+from .heads import downsample_depth, render_head, sample_head
 
 DEFAULT_GENERATOR_KWARGS = {
     "class_name": "training.triplane.TriPlaneGenerator",
@@ -164,8 +164,7 @@ def build_views(cfg: TrainConfig, img_res: int, progress: bool = True) -> dict:
         k = img_res // cfg.nrr if img_res % cfg.nrr == 0 else None
         if k is None:
             raise ValueError(f"nrr ({cfg.nrr}) must divide the image resolution ({img_res})")
-        mask_lo = F.avg_pool2d(r["mask"], k)
-        depth_lo = F.avg_pool2d(r["depth"] * r["mask"], k) / mask_lo.clamp(min=1e-6)
+        depth_lo, mask_lo = downsample_depth(r["depth"], r["mask"], (cfg.nrr, cfg.nrr))
         out["c"].append(c)
         out["rgb"].append(r["rgb"].half())
         out["rgb_lo"].append(F.avg_pool2d(r["rgb"], k))
