@@ -8,7 +8,9 @@
     nerfgan-invert --method incremental --video clip.mp4 --video-frames 8 --camera dataset.json --out runs/z
 
 Cameras of several images: EG3D's dataset.json (looked up by file name; default: the one beside
-the images). Video: ``--video-frames`` frames sampled evenly through imageio; ``--camera`` is a
+the images). Photos with neither ``--camera`` nor a dataset.json beside them are aligned first
+(``nerfgan-align`` for the generator's resolution and convention, into OUT/aligned; needs the
+``.[align]`` extra): the crops, their labels and person masks are then the target. Video: ``--video-frames`` frames sampled evenly through imageio; ``--camera`` is a
 dataset.json whose labels, in file order, are those frames' cameras (one per sampled frame).
 
 Writes into --out: result.safetensors + result.json (ws, tuned weights as a delta against the
@@ -23,14 +25,12 @@ import sys
 import time
 from pathlib import Path
 
-
 from .api import METHODS, run
 from .evaluation import depth_consistency
-from .multilatent import AzimuthBlend
-from .target import load_video_target
 from .losses import ImageLoss
+from .multilatent import AzimuthBlend
 from .outputs import write_reconstruction, write_turntable
-from .target import load_target
+from .target import load_target, load_video_target
 
 FAST = {"projection_steps": 20, "tuning_steps": 10, "frames": 6,
         "nerfinvertor": {"explicit_resolution": 32, "explicit_samples": 16},
@@ -52,6 +52,30 @@ def expand_images(paths) -> list[str]:
     return out
 
 
+def align_for_inversion(images: list[str], G, out_dir: Path, masks=None):
+    """Photos without a camera: run nerfgan-align for the generator into ``out_dir``; returns the
+    crops, their dataset.json and (unless masks were given) the person masks."""
+    from .align.cli import align_paths
+    from .align.pipeline import Aligner, write_aligned
+    try:
+        aligner = Aligner.for_generator(G)
+    except ImportError as e:
+        raise SystemExit(f"no --camera and no dataset.json beside {images[0]}: {e}") from None
+    try:
+        aligned, errors = align_paths(images, aligner)
+    finally:
+        aligner.close()
+    write_aligned(out_dir, aligned, errors, aligner.convention)
+    if errors:
+        raise SystemExit("alignment failed: " + "; ".join(errors))
+    for a in aligned:
+        m = a.measurement
+        print(f"aligned {a.name}: yaw {m.yaw:+.1f}, elevation {m.elevation:+.1f} deg -> {out_dir}")
+    stems = [Path(a.name).stem for a in aligned]
+    crops = [str(out_dir / f"{s}.png") for s in stems]
+    return crops, str(out_dir / "dataset.json"), masks or [str(out_dir / "masks" / f"{s}.png") for s in stems]
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="nerfgan-invert", description=__doc__.split("\n")[0])
     p.add_argument("--method", default=None, choices=METHODS,
@@ -61,7 +85,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--video", default=None, help="a video file (frames sampled through imageio)")
     p.add_argument("--video-frames", type=int, default=8, help="frames sampled evenly from --video")
     p.add_argument("--camera", default=None, help="{'label': [25]} file or EG3D dataset.json "
-                   "(default: dataset.json beside the image)")
+                   "(default: dataset.json beside the image; with neither, the photo is aligned)")
     p.add_argument("--mask", default=None, nargs="+", help="foreground mask image(s)")
     p.add_argument("--masked", action="store_true", help="nerfinvertor: masked regularizers (foreground from "
                    "the original generator's opacity; the input view's from --mask when given)")
@@ -110,7 +134,10 @@ def main(argv=None) -> int:
     if args.video is not None:
         target = load_video_target(args.video, args.camera, args.video_frames, resolution).to(args.device)
     else:
-        target = load_target(expand_images(args.image), args.camera, args.mask, resolution=resolution).to(args.device)
+        images, camera, masks = expand_images(args.image), args.camera, args.mask
+        if camera is None and not (Path(images[0]).parent / "dataset.json").exists():
+            images, camera, masks = align_for_inversion(images, G, out / "aligned", masks)
+        target = load_target(images, camera, masks, resolution=resolution).to(args.device)
     multi = args.method in ("multiview", "multilatent", "incremental")
     if multi and len(target) < 2:
         raise SystemExit(f"--method {args.method} needs several views; got {len(target)} image")

@@ -47,11 +47,11 @@ class Target:
     def __len__(self) -> int:
         return len(self.images)
 
-    def to(self, device) -> "Target":
+    def to(self, device) -> Target:
         return Target(self.images.to(device), self.cameras.to(device),
                       None if self.masks is None else self.masks.to(device))
 
-    def resized(self, resolution: int) -> "Target":
+    def resized(self, resolution: int) -> Target:
         """The same target with images (and masks) area-resampled to ``resolution``."""
         if self.images.shape[-1] == resolution and self.images.shape[-2] == resolution:
             return self
@@ -128,22 +128,27 @@ def load_target(images, camera: str | os.PathLike | None = None, masks=None,
     return Target(imgs, cams, mask_t)
 
 
-def load_video_target(video: str | os.PathLike, camera: str | os.PathLike, frames: int = 8,
-                      resolution: int | None = None) -> Target:
-    """``frames`` frames sampled evenly from a video (imageio) with their cameras from a
-    dataset.json whose labels, in file order, belong to the sampled frames (one label each)."""
+def read_video_frames(video: str | os.PathLike, frames: int) -> tuple[list[int], list[np.ndarray]]:
+    """``frames`` frames sampled evenly from a video through imageio: (frame indices, arrays
+    (H, W[, C]) uint8)."""
     import imageio.v3 as iio
-    if camera is None:
-        raise ValueError("camera is required with a video: a dataset.json with one label per sampled frame")
     if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
         raise ValueError(f"frames must be a positive int, got {frames!r}")
     all_frames = [np.asarray(f) for f in iio.imiter(os.fspath(video))]
     if len(all_frames) < frames:
         raise ValueError(f"video {video} has {len(all_frames)} frames, fewer than frames={frames}")
-    picks = np.linspace(0, len(all_frames) - 1, frames).round().astype(int)
+    picks = np.linspace(0, len(all_frames) - 1, frames).round().astype(int).tolist()
+    return picks, [all_frames[i] for i in picks]
+
+
+def load_video_target(video: str | os.PathLike, camera: str | os.PathLike, frames: int = 8,
+                      resolution: int | None = None) -> Target:
+    """``frames`` frames sampled evenly from a video (imageio) with their cameras from a
+    dataset.json whose labels, in file order, belong to the sampled frames (one label each)."""
+    if camera is None:
+        raise ValueError("camera is required with a video: a dataset.json with one label per sampled frame")
     images = []
-    for i in picks:
-        array = all_frames[i]
+    for array in read_video_frames(video, frames)[1]:
         if array.ndim == 2:
             array = np.repeat(array[..., None], 3, axis=-1)
         images.append(torch.from_numpy(array[..., :3].astype(np.float32)).permute(2, 0, 1) / 127.5 - 1)

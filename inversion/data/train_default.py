@@ -285,7 +285,9 @@ class Trainer:
         state = torch.load(self.checkpoint_path, weights_only=True)
         saved = json.loads(state["config"])
         mine = json.loads(json.dumps(dataclasses.asdict(self.cfg)))
-        for key in ("preset", "heads", "expressions", "views", "nrr", "seed", "max_yaw", "max_pitch"):
+        # nrr may change between runs: a later stage can train at a higher neural rendering
+        # resolution (as EG3D raises it late in training); the views cache follows it.
+        for key in ("preset", "heads", "expressions", "views", "seed", "max_yaw", "max_pitch"):
             if saved[key] != mine[key]:
                 raise ValueError(f"--resume: the checkpoint was trained with {key}={saved[key]!r}, "
                                  f"this run has {key}={mine[key]!r}")
@@ -329,8 +331,9 @@ class Trainer:
         }
         G.eval()
         # float16 storage halves the shipped file; the model runs in float32 after loading.
-        return save_generator(G, self.out_dir / "generator.safetensors", extra={"training": summary},
-                              dtype=torch.float16)
+        from inversion.align.calibrate import PROCEDURAL_HEADS
+        return save_generator(G, self.out_dir / "generator.safetensors",
+                              extra={"training": summary, "alignment": PROCEDURAL_HEADS}, dtype=torch.float16)
 
 
 def fit_mapping(G, z: torch.Tensor, codes: torch.Tensor, steps: int = 2000, lr: float = 1.0) -> float:
@@ -389,7 +392,7 @@ def main(argv=None) -> dict:
         trainer.load_checkpoint()
     start_step, t0 = trainer.step_count, time.perf_counter()
     seconds_before = trainer.train_seconds
-    trainer.runs.append({"from_step": start_step, "to_step": start_step, "lr": cfg.lr,
+    trainer.runs.append({"from_step": start_step, "to_step": start_step, "nrr": cfg.nrr, "lr": cfg.lr,
                          "latent_lr": cfg.latent_lr, "mapping_lr": cfg.mapping_lr, "seconds": 0.0})
     deadline = t0 + args.minutes * 60 if args.minutes is not None else math.inf
     total = args.steps if args.steps is not None else None

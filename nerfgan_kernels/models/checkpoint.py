@@ -89,6 +89,7 @@ def load_safetensors_generator(path: str | os.PathLike) -> TriPlaneGenerator:
     kwargs = config.get("generator_kwargs", config)
     G = build_generator(kwargs, config.get("neural_rendering_resolution"))
     load_state_dict_checked(G, load_file(str(path)), source=str(path))
+    G.alignment = config.get("alignment")  # photo-alignment convention (inversion.align), if any
     return G
 
 

@@ -1,0 +1,147 @@
+"""The alignment convention: how a generator's training crops and camera labels relate to a head.
+
+This is the one place where the crop and the label are defined, so that they agree.
+
+Camera (EG3D's FFHQ labels): a look-at camera on the sphere of radius ``radius`` (2.7) around the
+world origin, looking at ``pivot`` (0, 0, 0.2), with no roll, normalized focal ``focal`` (4.2647)
+and a centred principal point. Its viewing direction is the fitted head pose's.
+
+Head in the world: the canonical face mesh (centimetres, see pose.py) sits in the world as
+
+    world = world_per_cm * mesh_rotation @ mesh + mesh_origin
+
+For FFHQ this follows EG3D's preprocessing: its world is Deep3DFaceRecon's face-model frame scaled
+by 0.27 per model unit (a decimetre), i.e. 0.027 world units per cm, and the face model's origin
+(the centroid of its re-centred face mesh, which we identify with the canonical mesh's vertex
+centroid) lands at (0, 0.006, 0.161); the mesh axes are the world axes. Generators trained on
+other data carry their own values in their metadata (``alignment`` in the JSON config): the
+embedded default model's were measured on its procedural heads (inversion.align.calibrate).
+
+Crop: the square that this camera would see. Its centre is where the pivot projects; its side is
+the photo length that spans the image width at the face's depth, so one centimetre of face covers
+``focal * world_per_cm / depth`` image widths, as in the generator's renders. Roll is removed by
+rotating the photo about the crop centre by the roll of the fitted pose (for a frontal face, the
+angle that levels the eyes, as FFHQ's alignment does). With EG3D's FFHQ values this reproduces its
+re-crop (300 px per model unit in the 700 px centre crop = 0.43 image widths per decimetre).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from nerfgan_kernels.render import look_at_camera
+
+from .pose import Pose, canonical_mesh
+
+_WORLD_UP = np.array([0.0, 1.0, 0.0])
+
+
+@dataclass(frozen=True)
+class Convention:
+    """Camera model + where the canonical face mesh sits in the generator's world (see module)."""
+    focal: float = 4.2647
+    radius: float = 2.7
+    pivot: tuple = (0.0, 0.0, 0.2)
+    world_per_cm: float = 0.027
+    mesh_origin: tuple = (0.0, 0.024264, 0.048707)   # centroid (0, -0.676, 4.159) cm -> (0, .006, .161)
+    mesh_rotation: tuple = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
+    name: str = field(default="ffhq", compare=False)
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> Convention:
+        if d is None:
+            return cls()
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"alignment convention: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+        d = {k: tuple(map(tuple, v)) if k == "mesh_rotation" else tuple(v) if isinstance(v, list) else v
+             for k, v in d.items()}
+        return cls(**d)
+
+    @classmethod
+    def for_generator(cls, G) -> Convention:
+        """The generator's own convention (``G.alignment`` from its JSON config) or FFHQ's."""
+        return cls.from_dict(getattr(G, "alignment", None))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["pivot"], d["mesh_origin"] = list(self.pivot), list(self.mesh_origin)
+        d["mesh_rotation"] = [list(r) for r in self.mesh_rotation]
+        return d
+
+    # ---- geometry --------------------------------------------------------------------------------
+
+    def mesh_to_world(self, points: np.ndarray) -> np.ndarray:
+        """Mesh points (N, 3) cm -> world (N, 3)."""
+        Rm = np.asarray(self.mesh_rotation)
+        return self.world_per_cm * np.asarray(points) @ Rm.T + np.asarray(self.mesh_origin)
+
+    def world_to_mesh(self, points: np.ndarray) -> np.ndarray:
+        Rm = np.asarray(self.mesh_rotation)
+        return (np.asarray(points) - np.asarray(self.mesh_origin)) @ Rm / self.world_per_cm
+
+    def camera_rotation(self, pose: Pose) -> np.ndarray:
+        """(3, 3) world -> camera rotation of the pose (rows: camera right, down, forward in world)."""
+        return pose.rotation @ np.asarray(self.mesh_rotation).T
+
+    def camera(self, pose: Pose) -> dict:
+        """The EG3D label of the pose: {'label' (25,) float32 tensor, 'yaw', 'elevation', 'roll'
+        (degrees; roll is what the crop removes), 'position' (3,), 'distance' (camera to the
+        face's centroid along the view, world units)}."""
+        R = self.camera_rotation(pose)
+        forward = R[2] / np.linalg.norm(R[2])
+        pivot = np.asarray(self.pivot, dtype=np.float64)
+        pf = pivot @ forward
+        disc = pf ** 2 - pivot @ pivot + self.radius ** 2
+        if disc < 0:
+            raise ValueError("the pivot lies outside the camera sphere")
+        position = pivot - (pf + math.sqrt(disc)) * forward
+        right0 = -np.cross(_WORLD_UP, forward)
+        right0 /= np.linalg.norm(right0)
+        down0 = np.cross(forward, right0)
+        roll = math.degrees(math.atan2(R[0] @ down0, R[0] @ right0))
+        yaw = math.degrees(math.atan2(position[0], position[2]))
+        elevation = math.degrees(math.atan2(position[1], math.hypot(position[0], position[2])))
+        label = camera_from_angles(yaw, elevation, self)
+        centroid = self.mesh_to_world(canonical_mesh()[0].mean(0, keepdims=True))[0]
+        return {"label": label, "yaw": yaw, "elevation": elevation, "roll": roll,
+                "position": position, "distance": float((centroid - position) @ forward)}
+
+    def crop_box(self, pose: Pose) -> dict:
+        """The crop of the pose in photo pixels: {'center' (2,), 'side' (pixels), 'roll' (degrees),
+        'corners' (4, 2) (top-left, top-right, bottom-right, bottom-left of the output image)}."""
+        cam = self.camera(pose)
+        center = pose.project(self.world_to_mesh(np.asarray(self.pivot)[None]))[0]
+        side = pose.scale * cam["distance"] / (self.focal * self.world_per_cm)
+        return {"center": center, "side": float(side), "roll": cam["roll"],
+                "corners": crop_corners(center, side, cam["roll"])}
+
+
+def crop_axes(roll_degrees: float) -> np.ndarray:
+    """(2, 2) columns: the photo directions of the crop's +x (right) and +y (down) axes."""
+    r = math.radians(roll_degrees)
+    c, s = math.cos(r), math.sin(r)
+    return np.array([[c, s], [-s, c]])
+
+
+def crop_corners(center, side: float, roll_degrees: float) -> np.ndarray:
+    """(4, 2) photo pixels of the crop's corners: top-left, top-right, bottom-right, bottom-left."""
+    A = crop_axes(roll_degrees)
+    offsets = np.array([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5]]) * side
+    return np.asarray(center, dtype=np.float64) + offsets @ A.T
+
+
+def camera_from_angles(yaw: float, elevation: float, convention: Convention | None = None) -> torch.Tensor:
+    """(25,) EG3D look-at label of the camera at ``yaw``, ``elevation`` (degrees, the project's
+    convention: of the camera position) on the convention's sphere, looking at its pivot."""
+    conv = convention or Convention()
+    phi = math.pi / 2 - math.radians(elevation)
+    v = math.pi * (1 - math.cos(phi)) / 2
+    h = math.pi / 2 + math.radians(yaw)
+    intr = torch.tensor([[conv.focal, 0.0, 0.5], [0.0, conv.focal, 0.5], [0.0, 0.0, 1.0]])
+    return look_at_camera(h, v, radius=conv.radius, lookat=conv.pivot, intrinsics=intr)[0]
