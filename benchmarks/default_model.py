@@ -8,8 +8,8 @@
    -40..40 degrees, pitch +-8), against ``render_head`` at 128x128: PSNR, SSIM, foreground depth
    MAE. Latent: the shipped mapping network's ``mapping(item_z(i))``; with ``--train-dir`` (the
    training folder, holding checkpoint.pt) also the auto-decoder's own codes w_i.
-2. Projection of a training head: W projection (``--projection-steps``) of item 0 from a single
-   yaw +20 degree view; input-view PSNR.
+2. Projection of a training head: W and W+ projection (``--projection-steps``) of item 0 from a
+   single yaw +20 degree view; input-view PSNR and held-out views.
 3. A picture strip: per head (4 training items), ground truth above the generator, yaw -45..45.
 """
 
@@ -94,12 +94,16 @@ def main(argv=None) -> dict:
     seed, expr = items[0]
     cam = yaw_cameras([20.0])
     truth = render_head(sample_head(seed, expression=expr), cam, G.img_resolution)
-    proj = project(G, Target(truth["rgb"], cam), mode="w", steps=args.projection_steps,
-                   loss=ImageLoss(1.0, 1.0, "mse+ssim"), loop=LoopConfig(steps=0, progress=False))
-    held = score_views(G, proj.ws, render_head(sample_head(seed, expression=expr), cams, G.img_resolution), cams)
-    proj_row = {"target": f"training head {seed}, expression {expr}, yaw +20", "steps": args.projection_steps,
-                "input PSNR": proj.metrics["psnr"], "held-out PSNR": held["mean_psnr"],
-                "held-out depth MAE": held["mean_depth_mae"]}
+    held_truth = render_head(sample_head(seed, expression=expr), cams, G.img_resolution)
+    proj_rows = []
+    for mode in ("w", "wplus"):
+        proj = project(G, Target(truth["rgb"], cam), mode=mode, steps=args.projection_steps,
+                       loss=ImageLoss(1.0, 1.0, "mse+ssim"), loop=LoopConfig(steps=0, progress=False))
+        held = score_views(G, proj.ws, held_truth, cams)
+        proj_rows.append({"target": f"training head {seed}, expression {expr}, yaw +20", "latent": mode,
+                          "steps": args.projection_steps, "input PSNR": proj.metrics["psnr"],
+                          "held-out PSNR": held["mean_psnr"], "held-out depth MAE": held["mean_depth_mae"]})
+        print(proj_rows[-1], flush=True)
     # strip
     strip_rows = []
     with torch.no_grad():
@@ -121,8 +125,8 @@ def main(argv=None) -> dict:
              f"Picture strip: {os.path.basename(args.strip)} (pairs of rows: ground truth, generator; yaw "
              f"{list(STRIP_YAWS)})."]
     emit(f"Default generator: held-out views of its training heads ({today})", rows, [], args.out)
-    emit("Projection of a training head (W, single view, MSE + SSIM)", [proj_row], notes, args.out)
-    return {"held_out": rows, "projection": proj_row}
+    emit("Projection of a training head (W and W+, single view, MSE + SSIM)", proj_rows, notes, args.out)
+    return {"held_out": rows, "projection": proj_rows}
 
 
 if __name__ == "__main__":

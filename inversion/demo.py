@@ -36,7 +36,7 @@ NOVEL_YAWS = (-45.0, -30.0, -15.0, 0.0, 15.0, 30.0, 45.0)
 # higher lr and a shorter EMA than the paper's 2e-5 / 0.999 (tuned for 1000 steps) for ~100 steps.
 TUNING = {"masked": True, "explicit_resolution": 32, "explicit_samples": 24, "lr": 5e-4,
           "ema_decay": 0.9}
-SCHEDULE = {"full": {"projection_steps": 120, "tuning_steps": 50, "frames": 24},
+SCHEDULE = {"full": {"projection_steps": 80, "tuning_steps": 35, "frames": 24},
             "fast": {"projection_steps": 10, "tuning_steps": 3, "frames": 4}}
 
 
