@@ -14,6 +14,7 @@ from inversion.align import Aligner, AlignmentError, Convention, camera_from_ang
 from inversion.align.calibrate import PROCEDURAL_HEADS
 from inversion.align.cli import main as align_main
 from inversion.data.heads import render_head, sample_head
+from inversion.outputs import to_uint8
 
 HELD_OUT_SEEDS = (9000, 9001)   # training heads are seeds 0-19
 GRID = [(y, e) for y in (-45, -30, -15, 0, 15, 30, 45) for e in (-15, 0, 15)]
@@ -31,10 +32,6 @@ def astronaut(tmp_path_factory):
     path = tmp_path_factory.mktemp("photos") / "astronaut.png"
     iio.imwrite(path, skimage_data.astronaut())
     return path
-
-
-def to_uint8(rgb: torch.Tensor) -> np.ndarray:
-    return ((rgb.permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().byte().numpy()
 
 
 def test_pose_accuracy_on_renders(aligner):

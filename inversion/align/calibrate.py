@@ -43,6 +43,7 @@ def lift_landmarks(landmarks: np.ndarray, camera: torch.Tensor, depth: np.ndarra
 
 def calibrate_procedural(seeds=(0, 1, 2, 3, 4, 5), resolution: int = 256, expression: float = 0.3) -> dict:
     from inversion.data.heads import render_head, sample_head
+    from inversion.outputs import to_uint8
 
     from .detect import FaceDetector
     views = [(y, e) for y in (-15, 0, 15) for e in (-15, 0, 15)]
@@ -52,7 +53,7 @@ def calibrate_procedural(seeds=(0, 1, 2, 3, 4, 5), resolution: int = 256, expres
         for seed in seeds:
             r = render_head(sample_head(seed, expression=expression), cams, resolution)
             for k in range(len(views)):
-                img = ((r["rgb"][k].permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().byte().numpy()
+                img = to_uint8(r["rgb"][k])
                 faces = det.landmarks(img)
                 if faces:
                     lifted.append(lift_landmarks(faces[0][:468], cams[k], r["depth"][k, 0].numpy()))
