@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from inversion.align.convention import Convention, camera_from_angles, crop_corners
+from inversion.align.calibrate import fit_angle_bias
+from inversion.align.convention import Convention, bias_terms, camera_from_angles, crop_corners
 from inversion.align.crop import outside_fraction, warp_crop
 from inversion.align.pipeline import (
     AlignmentError,
@@ -119,6 +120,47 @@ def test_convention_round_trip_and_errors():
     class G:
         alignment = conv.to_dict()
     assert Convention.for_generator(G()) == conv
+    biased = Convention(yaw_bias=(1.0, 0.5), elevation_bias=(2.0, -1.0, 0.5, 0.25))
+    assert Convention.from_dict(biased.to_dict()) == biased
+    with pytest.raises(ValueError, match="elevation_bias must have 0 or 4"):
+        Convention(elevation_bias=(1.0, 2.0))
+
+
+def test_detector_bias_is_removed_from_the_label():
+    """camera() subtracts the convention's bias polynomials from the measured angles and labels
+    the corrected camera; an empty bias changes nothing."""
+    pose = fit_pose(project_mesh(camera_from_angles(30.0, 9.0), 512))
+    plain = FFHQ.camera(pose)
+    yb, eb = (2.0, -0.5), (3.0, -4.0, 1.0, 2.0)
+    biased = Convention(yaw_bias=yb, elevation_bias=eb).camera(pose)
+    u, v = plain["yaw"] / 45, plain["elevation"] / 15
+    assert math.isclose(biased["yaw"], plain["yaw"] - (yb[0] * u + yb[1] * u ** 3), abs_tol=1e-9)
+    assert math.isclose(biased["elevation"], plain["elevation"] - (eb[0] + eb[1] * u * u + eb[2] * v + eb[3] * u * u * v),
+                        abs_tol=1e-9)
+    expected = camera_from_angles(biased["yaw"], biased["elevation"])
+    assert torch.allclose(biased["label"], expected) and np.allclose(biased["position"], expected[[3, 7, 11]].double())
+    assert biased["roll"] == plain["roll"]
+
+
+def test_fit_angle_bias_recovers_a_known_bias_despite_outliers():
+    rng = np.random.default_rng(3)
+    true = np.stack([rng.uniform(-45, 45, 200), rng.uniform(-15, 15, 200)], 1)
+    yb, eb = np.array([4.0, -1.0]), np.array([4.5, -8.0, -2.0, 6.0])
+    measured = true.copy()
+    for _ in range(30):   # measured = true + bias(measured): solve by fixed point
+        yt, et = bias_terms(measured[:, 0], measured[:, 1])
+        measured = true + np.stack([yt @ yb, et @ eb], 1)
+    noisy = measured + rng.normal(0, 0.3, measured.shape)
+    noisy[:10, 1] += rng.choice([-20.0, 20.0], 10)            # 5% gross elevation outliers
+    grid = np.stack(np.meshgrid(np.linspace(-45, 45, 10), np.linspace(-15, 15, 7)), -1).reshape(-1, 2)
+    gy, ge = bias_terms(grid[:, 0], grid[:, 1])
+
+    def worst(fitted):   # largest error of the fitted bias over the range, degrees
+        return np.abs(gy @ (np.array(fitted[0]) - yb)).max(), np.abs(ge @ (np.array(fitted[1]) - eb)).max()
+    assert max(worst(fit_angle_bias(noisy, true))) < 0.5
+    assert worst(fit_angle_bias(noisy, true, iterations=1))[1] > 2.0   # plain least squares is pulled off
+    with pytest.raises(ValueError, match="must both be"):
+        fit_angle_bias(noisy[:, :1], true)
 
 
 def test_warp_crop_identity_rotation_and_outside():

@@ -17,6 +17,17 @@ centroid) lands at (0, 0.006, 0.161); the mesh axes are the world axes. Generato
 other data carry their own values in their metadata (``alignment`` in the JSON config): the
 embedded default model's were measured on its procedural heads (inversion.align.calibrate).
 
+Detector bias: on faces unlike the detector's training photos (the default generator's cartoon
+heads) the landmarks carry a pose bias that no rigid fit removes (there: elevation read ~6 degrees
+high on frontal views and ~4 low at 45 degrees of yaw). A convention may carry that bias, measured
+on renders with known cameras, as polynomial coefficients in u = yaw / 45 and v = elevation / 15 of
+the measured angles (degrees); ``camera`` subtracts it:
+
+    yaw bias       = yaw_bias[0] * u + yaw_bias[1] * u^3                       (odd in yaw)
+    elevation bias = elevation_bias . (1, u^2, v, u^2 v)                       (even in yaw)
+
+FFHQ's is empty (no correction: MediaPipe's own pose on real faces is what we have).
+
 Crop: the square that this camera would see. Its centre is where the pivot projects; its side is
 the photo length that spans the image width at the face's depth, so one centimetre of face covers
 ``focal * world_per_cm / depth`` image widths, as in the generator's renders. Roll is removed by
@@ -49,7 +60,15 @@ class Convention:
     world_per_cm: float = 0.027
     mesh_origin: tuple = (0.0, 0.024264, 0.048707)   # centroid (0, -0.676, 4.159) cm -> (0, .006, .161)
     mesh_rotation: tuple = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
+    yaw_bias: tuple = ()          # () or 2 coefficients (see the module docstring)
+    elevation_bias: tuple = ()    # () or 4 coefficients
     name: str = field(default="ffhq", compare=False)
+
+    def __post_init__(self):
+        for key, n in (("yaw_bias", 2), ("elevation_bias", 4)):
+            value = getattr(self, key)
+            if len(value) not in (0, n):
+                raise ValueError(f"alignment convention: {key} must have 0 or {n} coefficients, got {len(value)}")
 
     @classmethod
     def from_dict(cls, d: dict | None) -> Convention:
@@ -70,7 +89,8 @@ class Convention:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["pivot"], d["mesh_origin"] = list(self.pivot), list(self.mesh_origin)
+        for key in ("pivot", "mesh_origin", "yaw_bias", "elevation_bias"):
+            d[key] = list(d[key])
         d["mesh_rotation"] = [list(r) for r in self.mesh_rotation]
         return d
 
@@ -91,8 +111,9 @@ class Convention:
 
     def camera(self, pose: Pose) -> dict:
         """The EG3D label of the pose: {'label' (25,) float32 tensor, 'yaw', 'elevation', 'roll'
-        (degrees; roll is what the crop removes), 'position' (3,), 'distance' (camera to the
-        face's centroid along the view, world units)}."""
+        (degrees; yaw and elevation with the convention's detector bias removed, roll is what the
+        crop removes), 'position' (3,) of the labelled camera, 'distance' (camera to the face's
+        centroid along the fitted view, world units)}."""
         R = self.camera_rotation(pose)
         forward = R[2] / np.linalg.norm(R[2])
         pivot = np.asarray(self.pivot, dtype=np.float64)
@@ -107,10 +128,23 @@ class Convention:
         roll = math.degrees(math.atan2(R[0] @ down0, R[0] @ right0))
         yaw = math.degrees(math.atan2(position[0], position[2]))
         elevation = math.degrees(math.atan2(position[1], math.hypot(position[0], position[2])))
+        yaw, elevation = self.remove_bias(yaw, elevation)
         label = camera_from_angles(yaw, elevation, self)
         centroid = self.mesh_to_world(canonical_mesh()[0].mean(0, keepdims=True))[0]
+        distance = float((centroid - position) @ forward)
         return {"label": label, "yaw": yaw, "elevation": elevation, "roll": roll,
-                "position": position, "distance": float((centroid - position) @ forward)}
+                "position": label[:16].reshape(4, 4)[:3, 3].double().numpy(), "distance": distance}
+
+    def angle_bias(self, yaw: float, elevation: float) -> tuple[float, float]:
+        """The detector's (yaw, elevation) bias in degrees at measured angles (module docstring)."""
+        yaw_terms, elevation_terms = bias_terms(yaw, elevation)
+        dy = float(yaw_terms @ np.asarray(self.yaw_bias)) if self.yaw_bias else 0.0
+        de = float(elevation_terms @ np.asarray(self.elevation_bias)) if self.elevation_bias else 0.0
+        return dy, de
+
+    def remove_bias(self, yaw: float, elevation: float) -> tuple[float, float]:
+        dy, de = self.angle_bias(yaw, elevation)
+        return yaw - dy, elevation - de
 
     def crop_box(self, pose: Pose) -> dict:
         """The crop of the pose in photo pixels: {'center' (2,), 'side' (pixels), 'roll' (degrees),
@@ -120,6 +154,14 @@ class Convention:
         side = pose.scale * cam["distance"] / (self.focal * self.world_per_cm)
         return {"center": center, "side": float(side), "roll": cam["roll"],
                 "corners": crop_corners(center, side, cam["roll"])}
+
+
+def bias_terms(yaw, elevation) -> tuple[np.ndarray, np.ndarray]:
+    """Terms of the detector-bias polynomials at measured angles (degrees; scalars or (N,)):
+    yaw terms (..., 2) = (u, u^3) and elevation terms (..., 4) = (1, u^2, v, u^2 v), u = yaw / 45,
+    v = elevation / 15."""
+    u, v = np.asarray(yaw, dtype=np.float64) / 45.0, np.asarray(elevation, dtype=np.float64) / 15.0
+    return np.stack([u, u ** 3], -1), np.stack([np.ones_like(u), u * u, v, u * u * v], -1)
 
 
 def crop_axes(roll_degrees: float) -> np.ndarray:
