@@ -26,3 +26,16 @@ def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
 
 def fixture_path(name: str) -> str:
     return os.path.join(FIXTURES, name)
+
+
+def assert_eg3d_look_at_label(c, radius: float = 2.7, pivot=(0.0, 0.0, 0.2)) -> None:
+    """c (25,): an orthonormal proper rotation, the camera on the sphere of ``radius`` around the
+    origin, its forward axis through ``pivot``, no roll (its right axis is level)."""
+    c = torch.as_tensor(c, dtype=torch.float64)
+    R, pos = c[:16].reshape(4, 4)[:3, :3], c[:16].reshape(4, 4)[:3, 3]
+    assert torch.allclose(R.T @ R, torch.eye(3, dtype=torch.float64), atol=1e-5), "rotation not orthonormal"
+    assert abs(torch.det(R) - 1) < 1e-5, "rotation not proper"
+    assert abs(pos.norm() - radius) < 1e-5, f"camera at distance {float(pos.norm())}, expected {radius}"
+    to_pivot = torch.tensor(pivot, dtype=torch.float64) - pos
+    assert torch.allclose(R[:, 2], to_pivot / to_pivot.norm(), atol=1e-5), "not looking at the pivot"
+    assert abs(R[1, 0]) < 1e-6, "rolled: the right axis is not level"

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import assert_eg3d_look_at_label
 from inversion.align.calibrate import fit_angle_bias
 from inversion.align.convention import Convention, bias_terms, camera_from_angles, crop_corners
 from inversion.align.crop import outside_fraction, warp_crop
@@ -92,12 +93,7 @@ def test_roll_is_measured_and_the_label_has_none():
 @pytest.mark.parametrize("yaw,el", [(0.0, 0.0), (40.0, -12.0), (-33.0, 14.0)])
 def test_labels_are_valid_eg3d_cameras(yaw, el):
     c = camera_from_angles(yaw, el)
-    R, pos = c[:16].reshape(4, 4)[:3, :3].double(), c[:16].reshape(4, 4)[:3, 3].double()
-    assert torch.allclose(R.T @ R, torch.eye(3, dtype=torch.float64), atol=1e-5) and abs(torch.det(R) - 1) < 1e-5
-    assert abs(pos.norm() - 2.7) < 1e-5
-    to_pivot = torch.tensor([0.0, 0.0, 0.2], dtype=torch.float64) - pos
-    assert torch.allclose(R[:, 2], to_pivot / to_pivot.norm(), atol=1e-5)   # looks at the pivot
-    assert abs(R[1, 0]) < 1e-6                                                # no roll: right is level
+    assert_eg3d_look_at_label(c)
     got_yaw, got_el = camera_angles(c[None])
     assert abs(float(got_yaw) - yaw) < 1e-3 and abs(float(got_el) - el) < 1e-3
     assert torch.allclose(c[16:], torch.tensor([4.2647, 0, 0.5, 0, 4.2647, 0.5, 0, 0, 1.0]))
