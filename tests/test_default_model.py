@@ -29,9 +29,9 @@ def test_default_generator_ships_and_loads():
 def test_training_heads_from_held_out_views_are_reconstructed():
     """Two training items at cameras outside their training views (yaw +-30, pitch 8 degrees),
     with the shipped mapping's latent for the item's fixed z. Measured over all 40 items x 6
-    held-out views (benchmarks/results/default-model-2026-11-25.md): mean 22.6 dB, worst item
-    20.9 dB, depth MAE 0.012. Issue 7's floor is 24 dB: not reached yet, so this guards the shipped
-    model's level (>= 20.5 dB), not the floor."""
+    held-out views (benchmarks/results/default-model-2026-11-25.md): mean 23.5 dB, worst item
+    21.7 dB, depth MAE 0.010 (these two items here: 21.5 and 23.7 dB). Issue 7's floor is 24 dB:
+    not reached yet, so this guards the shipped model's level (>= 21 dB), not the floor."""
     G = load_generator("default")
     items = json.loads(WEIGHTS.with_suffix(".json").read_text())["training"]["items"]
     cams = look_at_camera(torch.tensor([np.pi / 2 - 0.52, np.pi / 2 + 0.52]), torch.full((2,), np.pi / 2 + 0.14))
@@ -40,7 +40,7 @@ def test_training_heads_from_held_out_views_are_reconstructed():
         truth = render_head(sample_head(seed, expression=expression), cams, 128)
         ws = G.mapping(item_z(index, G.z_dim)[None], torch.zeros(1, 25))
         scores = score_views(G, ws, truth, cams)
-        assert scores["mean_psnr"] >= 20.5, (index, scores["psnr"])
+        assert scores["mean_psnr"] >= 21.0, (index, scores["psnr"])
         assert scores["mean_depth_mae"] < 0.03, (index, scores["depth_mae"])
 
 
