@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from helpers import assert_eg3d_look_at_label
+from textured_mesh import mesh_in_camera, render_textured_mesh
 from inversion.align.calibrate import fit_angle_bias
 from inversion.align.convention import Convention, bias_terms, camera_from_angles, crop_corners
 from inversion.align.crop import outside_fraction, warp_crop
@@ -26,11 +27,9 @@ FFHQ = Convention()
 def project_mesh(camera: torch.Tensor, res: int, conv: Convention = FFHQ) -> np.ndarray:
     """Perspective landmarks (468, 3) of the canonical mesh placed by ``conv``, seen by camera:
     x, y in pixels, z = depth offset in x's pixel scale (as MediaPipe reports it)."""
-    c = camera.double().numpy()
-    c2w, K = c[:16].reshape(4, 4), c[16:].reshape(3, 3)
-    pc = (conv.mesh_to_world(canonical_mesh()[0]) - c2w[:3, 3]) @ c2w[:3, :3]
-    uv = (pc[:, :2] / pc[:, 2:3] * K[0, 0] + 0.5) * res
-    z = (pc[:, 2:3] - pc[:, 2].mean()) * K[0, 0] * res / pc[:, 2].mean()
+    pc, focal = mesh_in_camera(camera, conv)
+    uv = (pc[:, :2] / pc[:, 2:3] * focal + 0.5) * res
+    z = (pc[:, 2:3] - pc[:, 2].mean()) * focal * res / pc[:, 2].mean()
     return np.concatenate([uv, z], 1)
 
 
@@ -231,7 +230,6 @@ def test_textured_mesh_renderer_puts_each_vertex_texture_at_its_projection():
     """The test rasterizer (tests/textured_mesh.py): a texture that encodes its own coordinates
     (red = x, green = y), mapped by the frontal projection, decodes back to each vertex's uv where
     the vertex projects in a turned view; pixels off the mesh keep the background."""
-    from textured_mesh import render_textured_mesh
     size = 256
     ys, xs = np.mgrid[0:size, 0:size] + 0.5
     texture = np.stack([xs, ys, np.zeros_like(xs)], -1).round().clip(0, 255).astype(np.uint8)

@@ -25,17 +25,23 @@ def _bilinear(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
             + texture[y0 + 1, x0] * (1 - fx) * fy + texture[y0 + 1, x0 + 1] * fx * fy)
 
 
+def mesh_in_camera(camera: torch.Tensor, convention: Convention | None = None) -> tuple[np.ndarray, float]:
+    """The canonical mesh placed by ``convention`` (FFHQ's by default) in the frame of the EG3D
+    camera (25,): points (468, 3) (x right, y down, z forward, world units) and the normalized focal."""
+    conv = convention or Convention()
+    c = torch.as_tensor(camera).double().numpy()
+    cam2world, K = c[:16].reshape(4, 4), c[16:].reshape(3, 3)
+    return (conv.mesh_to_world(canonical_mesh()[0]) - cam2world[:3, 3]) @ cam2world[:3, :3], float(K[0, 0])
+
+
 def render_textured_mesh(camera: torch.Tensor, resolution: int, texture: np.ndarray, uv: np.ndarray,
                          convention: Convention | None = None, background=(140, 153, 166)) -> np.ndarray:
     """The canonical mesh placed in the world by ``convention`` (FFHQ's by default), seen by the
     EG3D camera (25,), z-buffered, colours interpolated perspective-correctly from ``texture``
     (H, W, 3) uint8 at ``uv`` (468, 2) pixels. Returns (resolution, resolution, 3) uint8."""
-    conv = convention or Convention()
-    verts, faces = canonical_mesh()
-    c = torch.as_tensor(camera).double().numpy()
-    cam2world, K = c[:16].reshape(4, 4), c[16:].reshape(3, 3)
-    pc = (conv.mesh_to_world(verts) - cam2world[:3, 3]) @ cam2world[:3, :3]     # camera frame
-    px = (pc[:, :2] / pc[:, 2:3] * K[0, 0] + 0.5) * resolution
+    faces = canonical_mesh()[1]
+    pc, focal = mesh_in_camera(camera, convention)
+    px = (pc[:, :2] / pc[:, 2:3] * focal + 0.5) * resolution
     image = np.empty((resolution, resolution, 3))
     image[:] = np.asarray(background, dtype=np.float64)
     zbuf = np.full((resolution, resolution), np.inf)

@@ -112,7 +112,7 @@ def calibrate_angle_bias(convention: Convention, heads: int = 20, views_per_head
     from inversion.outputs import to_uint8
 
     from .detect import FaceDetector
-    plain = Convention.from_dict({**convention.to_dict(), "yaw_bias": [], "elevation_bias": []})
+    plain = convention.without_bias()
     rng = np.random.default_rng(seed)
     measured, true = [], []
     with FaceDetector() as det:

@@ -39,7 +39,7 @@ re-crop (300 px per model unit in the 700 px centre crop = 0.43 image widths per
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -141,6 +141,10 @@ class Convention:
         dy = float(yaw_terms @ np.asarray(self.yaw_bias)) if self.yaw_bias else 0.0
         de = float(elevation_terms @ np.asarray(self.elevation_bias)) if self.elevation_bias else 0.0
         return dy, de
+
+    def without_bias(self) -> Convention:
+        """The same convention with no detector-bias correction (what the detector itself reads)."""
+        return replace(self, yaw_bias=(), elevation_bias=())
 
     def remove_bias(self, yaw: float, elevation: float) -> tuple[float, float]:
         dy, de = self.angle_bias(yaw, elevation)
