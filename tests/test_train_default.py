@@ -52,3 +52,36 @@ def test_bad_arguments_raise_value_error(tmp_path):
         train_default.TrainConfig(preset="huge").check()
     with pytest.raises(ValueError, match="expressions"):
         train_default.TrainConfig(expressions=(2.0,)).check()
+
+
+def test_ema_of_weights_and_codes_is_checkpointed_and_shipped(tmp_path):
+    ema = ["--ema-half-life", "2", "--checkpoint-every", "1", *TINY]
+    cfg = train_default.parse_args(["--out", str(tmp_path / "t"), *ema])[1]
+    trainer = train_default.Trainer(cfg, tmp_path / "t", progress=False)
+    before = {k: v.clone() for k, v in trainer.G.state_dict().items()}
+    codes_before = trainer.latents.detach().clone()
+    trainer.step()
+    beta = 0.5 ** 0.5
+    after = trainer.G.state_dict()
+    moved = [k for k in before if before[k].is_floating_point() and not torch.equal(before[k], after[k])]
+    assert moved  # the step changed weights, so the average lies strictly between
+    for k in moved:
+        torch.testing.assert_close(trainer.ema["G"][k], beta * before[k] + (1 - beta) * after[k])
+    torch.testing.assert_close(trainer.ema["latents"], beta * codes_before + (1 - beta) * trainer.latents.detach())
+    # Interrupted + resumed equals uninterrupted, and the saved generator is the EMA, not the weights.
+    train_default.main(["--out", str(tmp_path / "a"), "--steps", "2", *ema])
+    resumed = train_default.main(["--out", str(tmp_path / "a"), "--steps", "3", "--resume", *ema])
+    straight = train_default.main(["--out", str(tmp_path / "b"), "--steps", "3", *ema])
+    assert straight["history"] == resumed["history"]
+    ckpt = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
+    shipped = load_generator(straight["generator"]).state_dict()
+    again = load_generator(resumed["generator"]).state_dict()
+    name = "backbone.synthesis.b256.torgb.weight"
+    torch.testing.assert_close(shipped[name], again[name])
+    torch.testing.assert_close(shipped[name], ckpt["ema_G"][name], atol=1e-3, rtol=1e-3)  # float16 file
+    assert not torch.allclose(ckpt["ema_G"][name], ckpt["G"][name], atol=1e-3, rtol=1e-3)
+
+
+def test_negative_ema_half_life_is_refused():
+    with pytest.raises(ValueError, match="ema_half_life"):
+        train_default.TrainConfig(ema_half_life=-1.0).check()

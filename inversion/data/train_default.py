@@ -26,6 +26,11 @@ with Adam (networks ``lr``, latents ``latent_lr``). z_i is fixed: ``item_z(i)`` 
 generator seeded with i), so after training ``G.mapping(z_i, c) ~ w_i`` and ``w_avg`` is set to the
 mean of the mapped codes: the mapping network sends normal z near the heads' latent set.
 
+With ``--ema-half-life H`` (steps) the trainer also keeps an exponential moving average of the
+network weights and the codes (EG3D's ``G_ema``), checkpointed with the rest; the saved generator is
+then the average, which smooths out the noise of these small batches (a resumed run without one in
+its checkpoint starts it from the current weights).
+
 Reproducible: everything is seeded (``--seed``); with ``--steps`` the result depends only on the
 arguments (``--minutes`` stops early on wall time). A checkpoint (model, latents, optimizer, step,
 RNG states, loss history) is written to ``DIR/checkpoint.pt`` every ``--checkpoint-every`` steps
@@ -103,6 +108,7 @@ class TrainConfig:
     mapping_fit_steps: int = 2000    # post-hoc mapping fit at the end (``fit_mapping``)
     max_yaw: float = 50.0            # degrees
     max_pitch: float = 20.0          # degrees
+    ema_half_life: float = 0.0       # steps; > 0 keeps an EMA of the weights and codes (shipped)
 
     def generator_kwargs(self) -> dict:
         if self.preset not in ("default", "tiny"):
@@ -121,6 +127,8 @@ class TrainConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if not self.ema_half_life >= 0:
+            raise ValueError(f"ema_half_life must be >= 0 (steps; 0 turns the EMA off), got {self.ema_half_life!r}")
         if not self.expressions or not all(0 <= e <= 1 for e in self.expressions):
             raise ValueError(f"expressions must be non-empty values in [0, 1], got {self.expressions!r}")
         if self.views_per_item > self.views:
@@ -207,6 +215,7 @@ class Trainer:
             {"params": [self.latents], "lr": cfg.latent_lr},
             {"params": mapping, "lr": cfg.mapping_lr},
         ], betas=(0.9, 0.99))
+        self.ema = self.new_ema() if cfg.ema_half_life > 0 else None
         self.step_count = 0
         self.train_seconds = 0.0  # wall time of all runs that led to this state (resumes add up)
         self.runs: list[dict] = []  # one record per (resumed) run: steps, learning rates, seconds
@@ -248,6 +257,26 @@ class Trainer:
                           + cfg.mapping_weight * terms["mapping"])
         return terms
 
+    # ---- EMA of the weights (EG3D's G_ema) ------------------------------------------------------
+
+    def new_ema(self) -> dict:
+        """A copy of the current state: {'G': G's state_dict tensors, 'latents': (items, w_dim)}."""
+        return {"G": {k: v.detach().clone() for k, v in self.G.state_dict().items()},
+                "latents": self.latents.detach().clone()}
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """ema <- beta * ema + (1 - beta) * current, beta = 0.5 ** (1 / ema_half_life); buffers that
+        are not floating point are copied."""
+        beta = 0.5 ** (1.0 / self.cfg.ema_half_life)
+        current = self.G.state_dict()
+        for k, v in self.ema["G"].items():
+            if v.is_floating_point():
+                v.lerp_(current[k], 1.0 - beta)
+            else:
+                v.copy_(current[k])
+        self.ema["latents"].lerp_(self.latents.detach(), 1.0 - beta)
+
     def step(self) -> dict:
         n_items, n_views = self.data["c"].shape[:2]
         K, V = self.cfg.items_per_step, self.cfg.views_per_item
@@ -257,6 +286,8 @@ class Trainer:
         self.opt.zero_grad(set_to_none=True)
         terms["total"].backward()
         self.opt.step()
+        if self.ema is not None:
+            self.update_ema()
         self.step_count += 1
         record = {k: float(v.detach()) for k, v in terms.items()}
         record["step"] = self.step_count
@@ -276,6 +307,8 @@ class Trainer:
                  "train_seconds": self.train_seconds, "runs": json.dumps(self.runs),
                  "torch_rng": torch.get_rng_state(), "batch_rng": self.rng.get_state(),
                  "python_rng": json.dumps(random.getstate())}
+        if self.ema is not None:
+            state["ema_G"], state["ema_latents"] = self.ema["G"], self.ema["latents"]
         tmp = self.checkpoint_path.with_suffix(".tmp")
         torch.save(state, tmp)
         os.replace(tmp, self.checkpoint_path)
@@ -295,6 +328,9 @@ class Trainer:
         with torch.no_grad():
             self.latents.copy_(state["latents"])
         self.opt.load_state_dict(state["opt"])
+        if self.ema is not None:  # a checkpoint without an EMA starts one from its weights
+            self.ema = ({"G": state["ema_G"], "latents": state["ema_latents"]} if "ema_G" in state
+                        else self.new_ema())
         for group, lr in zip(self.opt.param_groups, (self.cfg.lr, self.cfg.latent_lr, self.cfg.mapping_lr)):
             group["lr"] = lr  # a resumed run may lower the learning rates (a second, fine stage)
         self.runs = json.loads(state.get("runs", "[]"))
@@ -310,13 +346,18 @@ class Trainer:
 
     def finalize(self) -> Path:
         """Fit the mapping network to the codes (``fit_mapping``), set w_avg to the mean mapped
-        code and save the generator (float16) with a training summary."""
-        G = self.G
-        fit_mapping(G, self.z, self.latents.detach(), steps=self.cfg.mapping_fit_steps)
+        code and save the generator (float16) with a training summary. With an EMA, the EMA
+        weights and codes are what is saved (the training state stays in the checkpoint)."""
+        G, codes = self.G, self.latents.detach()
+        if self.ema is not None:
+            G = build_generator(self.cfg.generator_kwargs(), self.cfg.nrr)
+            G.load_state_dict(self.ema["G"])
+            codes = self.ema["latents"]
+        fit_mapping(G, self.z, codes, steps=self.cfg.mapping_fit_steps)
         with torch.no_grad():
             mapped = G.mapping(self.z, torch.zeros(len(self.z), 25))[:, 0]
             G.backbone.mapping.w_avg.copy_(mapped.mean(0))
-            map_err = float((mapped - self.latents).pow(2).mean() / self.latents.pow(2).mean())
+            map_err = float((mapped - codes).pow(2).mean() / codes.pow(2).mean())
         last = self.history[-50:]
         mean = {k: sum(h[k] for h in last) / len(last) for k in last[0] if k != "step"} if last else {}
         summary = {
