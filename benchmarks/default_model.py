@@ -74,7 +74,8 @@ def main(argv=None) -> dict:
     c0 = torch.zeros(1, 25)
     sources = {"mapping(z_i)": lambda i: G.mapping(item_z(i, G.z_dim)[None], c0)}
     if args.train_dir:
-        codes = torch.load(os.path.join(args.train_dir, "checkpoint.pt"), weights_only=True)["latents"]
+        ckpt = torch.load(os.path.join(args.train_dir, "checkpoint.pt"), weights_only=True)
+        codes = ckpt.get("ema_latents", ckpt["latents"])  # the shipped codes are the EMA when kept
         sources["trained w_i"] = lambda i: codes[i].view(1, 1, -1).expand(1, G.num_ws, -1)
     rows = []
     for name, source in sources.items():

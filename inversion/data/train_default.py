@@ -6,7 +6,7 @@
 What it trains: a scaled-down EG3D ``TriPlaneGenerator`` (``DEFAULT_GENERATOR_KWARGS``: z 64,
 w 512, 2 mapping layers, backbone channel_base 4096 / channel_max 128, 24+24 samples per ray,
 white background, 128x128 output via ``SuperresolutionHybrid2X``, camera conditioning off;
-neural rendering at ``--nrr``, 32 by default, which is also the shipped value) on a fixed set of
+neural rendering at ``--nrr``, 32 by default; the shipped generator was resumed at 64) on a fixed set of
 procedural heads (``inversion.data.heads``): ``heads`` seeds x ``expressions`` expression values;
 each (head, expression) pair is one *training item* with ``views`` cameras (yaw within +-50
 degrees, pitch within +-20 degrees, the frontal view first), rendered once and cached in
@@ -434,7 +434,8 @@ def main(argv=None) -> dict:
     start_step, t0 = trainer.step_count, time.perf_counter()
     seconds_before = trainer.train_seconds
     trainer.runs.append({"from_step": start_step, "to_step": start_step, "nrr": cfg.nrr, "lr": cfg.lr,
-                         "latent_lr": cfg.latent_lr, "mapping_lr": cfg.mapping_lr, "seconds": 0.0})
+                         "latent_lr": cfg.latent_lr, "mapping_lr": cfg.mapping_lr, "seconds": 0.0,
+                         **({"ema_half_life": cfg.ema_half_life} if cfg.ema_half_life > 0 else {})})
     deadline = t0 + args.minutes * 60 if args.minutes is not None else math.inf
     total = args.steps if args.steps is not None else None
     bar = tqdm(total=total, initial=start_step, desc="training", disable=args.no_progress)
