@@ -52,6 +52,8 @@ def test_bad_arguments_raise_value_error(tmp_path):
         train_default.TrainConfig(preset="huge").check()
     with pytest.raises(ValueError, match="expressions"):
         train_default.TrainConfig(expressions=(2.0,)).check()
+    with pytest.raises(ValueError, match="ema_half_life"):
+        train_default.TrainConfig(ema_half_life=-1.0).check()
 
 
 def test_ema_of_weights_and_codes_is_checkpointed_and_shipped(tmp_path):
@@ -80,8 +82,3 @@ def test_ema_of_weights_and_codes_is_checkpointed_and_shipped(tmp_path):
     torch.testing.assert_close(shipped[name], again[name])
     torch.testing.assert_close(shipped[name], ckpt["ema_G"][name], atol=1e-3, rtol=1e-3)  # float16 file
     assert not torch.allclose(ckpt["ema_G"][name], ckpt["G"][name], atol=1e-3, rtol=1e-3)
-
-
-def test_negative_ema_half_life_is_refused():
-    with pytest.raises(ValueError, match="ema_half_life"):
-        train_default.TrainConfig(ema_half_life=-1.0).check()
