@@ -8,8 +8,10 @@
    -40..40 degrees, pitch +-8), against ``render_head`` at 128x128: PSNR, SSIM, foreground depth
    MAE. Latent: the shipped mapping network's ``mapping(item_z(i))``; with ``--train-dir`` (the
    training folder, holding checkpoint.pt) also the auto-decoder's own codes w_i.
-2. Projection of a training head: W and W+ projection (``--projection-steps``) of item 0 from a
-   single yaw +20 degree view; input-view PSNR and held-out views.
+2. Projection of training heads: W and W+ projection (``--projection-steps``) of the training items
+   ``--projection-items`` (default 0, 10, 20, 30: heads 0, 5, 10, 15 at expression 0; head 0 is the
+   hardest) from a single yaw +20 degree view (not a training view); input-view PSNR and held-out
+   views per item, and their mean.
 3. A picture strip: per head (4 training items), ground truth above the generator, yaw -45..45.
 """
 
@@ -31,7 +33,7 @@ from common import emit  # noqa: E402
 
 from inversion import Target  # noqa: E402
 from inversion.data.heads import render_head, sample_head, yaw_cameras  # noqa: E402
-from inversion.data.train_default import item_z  # noqa: E402
+from inversion.data.train_default import HELD_OUT_VIEWS, held_out_cameras, item_z  # noqa: E402
 from inversion.evaluation import score_views  # noqa: E402
 from inversion.loop import LoopConfig  # noqa: E402
 from inversion.losses import ImageLoss  # noqa: E402
@@ -39,17 +41,8 @@ from inversion.outputs import to_uint8  # noqa: E402
 from inversion.projection import project  # noqa: E402
 from nerfgan_kernels.models import load_generator  # noqa: E402
 from nerfgan_kernels.models.checkpoint import DEFAULT_MODEL_DIR, config_path_for  # noqa: E402
-from nerfgan_kernels.render import look_at_camera  # noqa: E402
 
-HELD_OUT = [(-40.0, 8.0), (-25.0, -8.0), (-8.0, 8.0), (8.0, -8.0), (25.0, 8.0), (40.0, -8.0)]
 STRIP_YAWS = (-45.0, -22.5, 0.0, 22.5, 45.0)
-
-
-def held_out_cameras() -> torch.Tensor:
-    import math
-    yaw = torch.tensor([y for y, _ in HELD_OUT])
-    pitch = torch.tensor([p for _, p in HELD_OUT])
-    return look_at_camera(math.pi / 2 + torch.deg2rad(yaw), math.pi / 2 + torch.deg2rad(pitch))
 
 
 def training_items(G_config: dict) -> list:
@@ -63,6 +56,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--checkpoint", default="default")
     ap.add_argument("--train-dir", default=None)
     ap.add_argument("--projection-steps", type=int, default=200)
+    ap.add_argument("--projection-items", type=int, nargs="+", default=[0, 10, 20, 30],
+                    help="training item indices to project (item 2k is head k at expression 0)")
     ap.add_argument("--out", default=os.path.join(results, f"default-model-{today}.md"))
     ap.add_argument("--strip", default=os.path.join(results, f"default-model-{today}.png"))
     args = ap.parse_args(argv)
@@ -77,11 +72,11 @@ def main(argv=None) -> dict:
         ckpt = torch.load(os.path.join(args.train_dir, "checkpoint.pt"), weights_only=True)
         codes = ckpt.get("ema_latents", ckpt["latents"])  # the shipped codes are the EMA when kept
         sources["trained w_i"] = lambda i: codes[i].view(1, 1, -1).expand(1, G.num_ws, -1)
+    truths = [render_head(sample_head(seed, expression=expr), cams, G.img_resolution) for seed, expr in items]
     rows = []
     for name, source in sources.items():
         per = {"psnr": [], "ssim": [], "depth": []}
-        for i, (seed, expr) in enumerate(items):
-            truth = render_head(sample_head(seed, expression=expr), cams, G.img_resolution)
+        for i, truth in enumerate(truths):
             with torch.no_grad():
                 s = score_views(G, source(i), truth, cams)
             per["psnr"].append(s["mean_psnr"])
@@ -91,19 +86,27 @@ def main(argv=None) -> dict:
                      "mean PSNR": float(np.mean(per["psnr"])), "min item PSNR": float(np.min(per["psnr"])),
                      "mean SSIM": float(np.mean(per["ssim"])), "depth MAE": float(np.nanmean(per["depth"]))})
         print(rows[-1], flush=True)
-    # projection of training item 0 from one view
-    seed, expr = items[0]
+    # projection of training items from one view each
     cam = yaw_cameras([20.0])
-    truth = render_head(sample_head(seed, expression=expr), cam, G.img_resolution)
-    held_truth = render_head(sample_head(seed, expression=expr), cams, G.img_resolution)
     proj_rows = []
     for mode in ("w", "wplus"):
-        proj = project(G, Target(truth["rgb"], cam), mode=mode, steps=args.projection_steps,
-                       loss=ImageLoss(1.0, 1.0, "mse+ssim"), loop=LoopConfig(steps=0, progress=False))
-        held = score_views(G, proj.ws, held_truth, cams)
-        proj_rows.append({"target": f"training head {seed}, expression {expr}, yaw +20", "latent": mode,
-                          "steps": args.projection_steps, "input PSNR": proj.metrics["psnr"],
-                          "held-out PSNR": held["mean_psnr"], "held-out depth MAE": held["mean_depth_mae"]})
+        scores = []
+        for i in args.projection_items:
+            seed, expr = items[i]
+            head = sample_head(seed, expression=expr)
+            truth, held_truth = render_head(head, cam, G.img_resolution), render_head(head, cams, G.img_resolution)
+            proj = project(G, Target(truth["rgb"], cam), mode=mode, steps=args.projection_steps,
+                           loss=ImageLoss(1.0, 1.0, "mse+ssim"), loop=LoopConfig(steps=0, progress=False))
+            held = score_views(G, proj.ws, held_truth, cams)
+            scores.append((proj.metrics["psnr"], held["mean_psnr"], held["mean_depth_mae"]))
+            proj_rows.append({"target": f"training head {seed}, expression {expr}, yaw +20", "latent": mode,
+                              "steps": args.projection_steps, "input PSNR": scores[-1][0],
+                              "held-out PSNR": scores[-1][1], "held-out depth MAE": scores[-1][2]})
+            print(proj_rows[-1], flush=True)
+        mean = np.mean(np.array(scores), axis=0)
+        proj_rows.append({"target": f"mean of the {len(scores)} above", "latent": mode,
+                          "steps": args.projection_steps, "input PSNR": float(mean[0]),
+                          "held-out PSNR": float(mean[1]), "held-out depth MAE": float(mean[2])})
         print(proj_rows[-1], flush=True)
     # strip
     strip_rows = []
@@ -122,11 +125,11 @@ def main(argv=None) -> dict:
         os.remove(args.out)
     training = config["training"]
     notes = [f"Generator: {args.checkpoint} ({training['what']}; {training['steps']} steps, "
-             f"{training['train_seconds'] / 60:.0f} min on this CPU). Held-out cameras (yaw, pitch deg): {HELD_OUT}.",
+             f"{training['train_seconds'] / 60:.0f} min on this CPU). Held-out cameras (yaw, pitch deg): {list(HELD_OUT_VIEWS)}.",
              f"Picture strip: {os.path.basename(args.strip)} (pairs of rows: ground truth, generator; yaw "
              f"{list(STRIP_YAWS)})."]
     emit(f"Default generator: held-out views of its training heads ({today})", rows, [], args.out)
-    emit("Projection of a training head (W and W+, single view, MSE + SSIM)", proj_rows, notes, args.out)
+    emit("Projection of training heads (W and W+, single view, MSE + SSIM)", proj_rows, notes, args.out)
     return {"held_out": rows, "projection": proj_rows}
 
 

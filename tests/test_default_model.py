@@ -9,11 +9,10 @@ import pytest
 import torch
 
 from inversion.data.heads import render_head, sample_head
-from inversion.data.train_default import item_z
+from inversion.data.train_default import held_out_cameras, item_z
 from inversion.evaluation import score_views
 from nerfgan_kernels.models import load_generator
 from nerfgan_kernels.models.checkpoint import DEFAULT_MODEL_DIR
-from nerfgan_kernels.render import look_at_camera
 
 WEIGHTS = DEFAULT_MODEL_DIR / "generator.safetensors"
 
@@ -26,22 +25,24 @@ def test_default_generator_ships_and_loads():
     assert not G.training
 
 
-def test_training_heads_from_held_out_views_are_reconstructed():
-    """Two training items at cameras outside their training views (yaw +-30, pitch 8 degrees),
-    with the shipped mapping's latent for the item's fixed z. Measured over all 40 items x 6
-    held-out views (benchmarks/results/default-model-2026-11-25.md): mean 23.8 dB, worst item
-    21.8 dB, depth MAE 0.010 (these two items here: 21.9 and 24.0 dB). Issue 7's floor is 24 dB:
-    not reached yet, so this guards the shipped model's level (>= 21 dB), not the floor."""
+def test_training_heads_from_held_out_views_meet_the_floor():
+    """Issue 7's floor: every training item (40) at the 6 held-out cameras (``HELD_OUT_VIEWS``, not
+    among its training views), with the shipped mapping's latent for the item's fixed z, scores
+    >= 24 dB PSNR on average (the benchmark, benchmarks/results/default-model-2026-11-25.md:
+    24.1 dB, worst item 22.3, depth MAE 0.010). About two minutes on 2 cores."""
     G = load_generator("default")
     items = json.loads(WEIGHTS.with_suffix(".json").read_text())["training"]["items"]
-    cams = look_at_camera(torch.tensor([np.pi / 2 - 0.52, np.pi / 2 + 0.52]), torch.full((2,), np.pi / 2 + 0.14))
-    for index in (0, len(items) - 1):
-        seed, expression = items[index]
+    cams = held_out_cameras()
+    psnr, depth = [], []
+    for index, (seed, expression) in enumerate(items):
         truth = render_head(sample_head(seed, expression=expression), cams, 128)
-        ws = G.mapping(item_z(index, G.z_dim)[None], torch.zeros(1, 25))
-        scores = score_views(G, ws, truth, cams)
-        assert scores["mean_psnr"] >= 21.0, (index, scores["psnr"])
-        assert scores["mean_depth_mae"] < 0.03, (index, scores["depth_mae"])
+        with torch.no_grad():
+            ws = G.mapping(item_z(index, G.z_dim)[None], torch.zeros(1, 25))
+            scores = score_views(G, ws, truth, cams)
+        psnr.append(scores["mean_psnr"])
+        depth.append(scores["mean_depth_mae"])
+    assert len(items) == 40 and np.mean(psnr) >= 24.0 and min(psnr) >= 21.0, psnr
+    assert np.mean(depth) < 0.02, depth
 
 
 def test_demo_writes_every_output(tmp_path):

@@ -36,6 +36,21 @@ def test_checkpoint_resume_and_saved_generator(tmp_path):
     assert straight["history"] == resumed["history"]
 
 
+def test_resume_may_change_views_but_not_the_items(tmp_path):
+    out = str(tmp_path / "run")
+    i = TINY.index("--views")
+    base = TINY[:i] + TINY[i + 2:]  # without "--views 2"
+    train_default.main(["--out", out, "--steps", "1", "--views", "2", *base])
+    res = train_default.main(["--out", out, "--steps", "2", "--resume", "--views", "3", *base])
+    assert res["steps"] == 2
+    cache = torch.load(tmp_path / "run" / "views.pt", weights_only=True)
+    assert cache["data"]["c"].shape[:2] == (1, 3)  # the views cache was re-rendered for 3 cameras
+    summary = json.loads((tmp_path / "run" / "generator.json").read_text())["training"]
+    assert [r["views"] for r in summary["runs"]] == [2, 3]
+    with pytest.raises(ValueError, match="heads=1"):
+        train_default.main(["--out", out, "--steps", "3", "--resume", "--views", "3", *base, "--heads", "2"])
+
+
 def test_loss_decreases(tmp_path):
     res = train_default.main(["--out", str(tmp_path), "--steps", "12", "--checkpoint-every", "100",
                               "--lr", "3e-3", *TINY])

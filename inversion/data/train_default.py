@@ -159,6 +159,18 @@ def item_cameras(index: int, cfg: TrainConfig) -> torch.Tensor:
     return look_at_camera(h, v)
 
 
+# Cameras (yaw, pitch degrees) at which the default generator is scored on its training heads: not
+# among any item's training views (``item_cameras`` draws them at random in +-max_yaw, +-max_pitch).
+HELD_OUT_VIEWS = ((-40.0, 8.0), (-25.0, -8.0), (-8.0, 8.0), (8.0, -8.0), (25.0, 8.0), (40.0, -8.0))
+
+
+def held_out_cameras() -> torch.Tensor:
+    """(6, 25) cameras of ``HELD_OUT_VIEWS``."""
+    yaw = torch.tensor([y for y, _ in HELD_OUT_VIEWS])
+    pitch = torch.tensor([p for _, p in HELD_OUT_VIEWS])
+    return look_at_camera(math.pi / 2 + torch.deg2rad(yaw), math.pi / 2 + torch.deg2rad(pitch))
+
+
 def build_views(cfg: TrainConfig, img_res: int, progress: bool = True) -> dict:
     """Render every item's views once. Returns dict of tensors with leading dims (items, views):
     ``c`` (I, V, 25), ``rgb`` (I, V, 3, img, img) float16 in [-1, 1] (white background),
@@ -318,9 +330,11 @@ class Trainer:
         state = torch.load(self.checkpoint_path, weights_only=True)
         saved = json.loads(state["config"])
         mine = json.loads(json.dumps(dataclasses.asdict(self.cfg)))
-        # nrr may change between runs: a later stage can train at a higher neural rendering
-        # resolution (as EG3D raises it late in training); the views cache follows it.
-        for key in ("preset", "heads", "expressions", "views", "seed", "max_yaw", "max_pitch"):
+        # nrr and views may change between runs: a later stage can train at a higher neural
+        # rendering resolution (as EG3D raises it late in training) or on more cameras per item
+        # (the first ``views`` cameras of a larger set are not the same cameras: see
+        # ``item_cameras``); the views cache follows them.
+        for key in ("preset", "heads", "expressions", "seed", "max_yaw", "max_pitch"):
             if saved[key] != mine[key]:
                 raise ValueError(f"--resume: the checkpoint was trained with {key}={saved[key]!r}, "
                                  f"this run has {key}={mine[key]!r}")
@@ -433,7 +447,8 @@ def main(argv=None) -> dict:
         trainer.load_checkpoint()
     start_step, t0 = trainer.step_count, time.perf_counter()
     seconds_before = trainer.train_seconds
-    trainer.runs.append({"from_step": start_step, "to_step": start_step, "nrr": cfg.nrr, "lr": cfg.lr,
+    trainer.runs.append({"from_step": start_step, "to_step": start_step, "nrr": cfg.nrr, "views": cfg.views,
+                         "lr": cfg.lr,
                          "latent_lr": cfg.latent_lr, "mapping_lr": cfg.mapping_lr, "seconds": 0.0,
                          **({"ema_half_life": cfg.ema_half_life} if cfg.ema_half_life > 0 else {})})
     deadline = t0 + args.minutes * 60 if args.minutes is not None else math.inf
