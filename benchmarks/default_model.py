@@ -88,16 +88,16 @@ def main(argv=None) -> dict:
         print(rows[-1], flush=True)
     # projection of training items from one view each
     cam = yaw_cameras([20.0])
+    heads = {i: sample_head(items[i][0], expression=items[i][1]) for i in args.projection_items}
+    targets = {i: render_head(h, cam, G.img_resolution)["rgb"] for i, h in heads.items()}
     proj_rows = []
     for mode in ("w", "wplus"):
         scores = []
         for i in args.projection_items:
             seed, expr = items[i]
-            head = sample_head(seed, expression=expr)
-            truth, held_truth = render_head(head, cam, G.img_resolution), render_head(head, cams, G.img_resolution)
-            proj = project(G, Target(truth["rgb"], cam), mode=mode, steps=args.projection_steps,
+            proj = project(G, Target(targets[i], cam), mode=mode, steps=args.projection_steps,
                            loss=ImageLoss(1.0, 1.0, "mse+ssim"), loop=LoopConfig(steps=0, progress=False))
-            held = score_views(G, proj.ws, held_truth, cams)
+            held = score_views(G, proj.ws, truths[i], cams)  # the held-out views rendered above
             scores.append((proj.metrics["psnr"], held["mean_psnr"], held["mean_depth_mae"]))
             proj_rows.append({"target": f"training head {seed}, expression {expr}, yaw +20", "latent": mode,
                               "steps": args.projection_steps, "input PSNR": scores[-1][0],
