@@ -4,6 +4,9 @@
 #include "render/composite.h"
 #include "render/importance.h"
 #include "triplane/triplane_sample.h"
+#ifdef NGK_EMULATE_CUDA
+#include "emulation_bindings.h"  // tests/emulated: the emulator's controls and test kernels
+#endif
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "nerfgan_kernels fused ops (CPU and, when compiled in, CUDA kernels)";
@@ -11,6 +14,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.attr("with_cuda") = true;
 #else
   m.attr("with_cuda") = false;
+#endif
+#ifdef NGK_EMULATE_CUDA
+  ngk_emu::bind(m);
 #endif
   // ---- triplane_sample
   m.def("triplane_sample_forward", &nerfgan_kernels::triplane_sample_forward, py::arg("planes"),

@@ -9,6 +9,16 @@
 
 namespace nerfgan_kernels {
 
+// Whether t goes to the CUDA kernels. In the emulated build (NGK_EMULATE_CUDA, tests/emulated)
+// the CUDA kernels run on the host and CPU tensors stand in for CUDA ones.
+inline bool runs_cuda_kernels(const at::Tensor& t) {
+#if defined(NGK_EMULATE_CUDA)
+  return t.is_cpu();
+#else
+  return t.is_cuda();
+#endif
+}
+
 inline std::string dtype_list(std::initializer_list<at::ScalarType> types) {
   std::string out;
   for (auto t : types) {
@@ -31,7 +41,7 @@ inline void check_size(const at::Tensor& t, const char* name, int64_t dim, int64
 
 // CPU tensors: float32/float64. CUDA tensors: float32/float64/float16/bfloat16.
 inline void check_float_dtype(const at::Tensor& t, const char* name) {
-  if (t.is_cuda()) {
+  if (runs_cuda_kernels(t)) {
     TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble ||
                     t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16,
                 name, " must be float32, float64, float16 or bfloat16 on CUDA, got ",

@@ -69,7 +69,7 @@ std::vector<at::Tensor> composite_forward(const at::Tensor& colors, const at::Te
   const Options opt{white_back, t_min, alpha_min};
   const at::Tensor c = colors.contiguous(), s = densities.contiguous(), t = depths.contiguous();
   const at::Tensor range = depth_range.contiguous();
-  if (colors.is_cuda()) {
+  if (runs_cuda_kernels(colors)) {
 #ifdef NERFGAN_KERNELS_WITH_CUDA
     forward_cuda(c, s, t, range, opt, rgb, depth, weights, stats);
 #else
@@ -107,7 +107,7 @@ std::vector<at::Tensor> composite_backward(const at::Tensor& grad_rgb, const at:
   const Options opt{white_back, t_min, alpha_min};
   const at::Tensor c = colors.contiguous(), s = densities.contiguous(), t = depths.contiguous();
   const at::Tensor range = depth_range.contiguous(), st = stats.contiguous();
-  if (colors.is_cuda()) {
+  if (runs_cuda_kernels(colors)) {
 #ifdef NERFGAN_KERNELS_WITH_CUDA
     backward_cuda(g_rgb, g_depth, g_weights, c, s, t, range, st, opt, grad_colors, grad_densities);
 #else

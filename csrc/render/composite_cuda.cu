@@ -3,13 +3,11 @@
 #include <ATen/AccumulateType.h>
 #include <ATen/Dispatch.h>
 #include <ATen/ops/empty.h>
-#include <c10/cuda/CUDAException.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
 
 #include <algorithm>
 #include <type_traits>
 
+#include "../common/cuda_launch.h"
 #include "composite.h"
 #include "composite_math.h"
 
@@ -63,10 +61,10 @@ __global__ void backward_kernel(const scalar_t* __restrict__ g_rgb,
 void forward_cuda(const at::Tensor& colors, const at::Tensor& densities, const at::Tensor& depths,
                   const at::Tensor& depth_range, Options opt, at::Tensor& rgb, at::Tensor& depth,
                   at::Tensor& weights, at::Tensor& stats) {
-  const c10::cuda::CUDAGuard guard(colors.device());
+  const DeviceGuard guard(colors.device());
   const int64_t rays = colors.size(0) * colors.size(1), S = colors.size(2), C = colors.size(3);
   if (rays == 0) return;
-  const auto stream = c10::cuda::getCurrentCUDAStream();
+  const auto stream = current_stream();
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, colors.scalar_type(), "composite_forward_cuda", [&] {
         using acc_t = at::acc_type<scalar_t, true>;
@@ -79,13 +77,12 @@ void forward_cuda(const at::Tensor& colors, const at::Tensor& densities, const a
           acc = at::empty(rgb.sizes(), rgb.options().dtype(stats.scalar_type()));
           acc_p = acc.data_ptr<acc_t>();
         }
-        forward_kernel<scalar_t, acc_t><<<blocks_for(rays), kThreads, 0, stream>>>(
-            colors.data_ptr<scalar_t>(), densities.data_ptr<scalar_t>(),
+        launch<forward_kernel<scalar_t, acc_t>>(
+            blocks_for(rays), kThreads, 0, stream, colors.data_ptr<scalar_t>(), densities.data_ptr<scalar_t>(),
             depths.data_ptr<scalar_t>(), depth_range.data_ptr<scalar_t>(), rays, S, C,
             opt.white_back, static_cast<acc_t>(opt.t_min), static_cast<acc_t>(opt.alpha_min),
             acc_p, rgb.data_ptr<scalar_t>(), depth.data_ptr<scalar_t>(),
             weights.data_ptr<scalar_t>(), stats.data_ptr<acc_t>());
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
       });
 }
 
@@ -94,21 +91,20 @@ void backward_cuda(const at::Tensor& grad_rgb, const at::Tensor& grad_depth,
                    const at::Tensor& densities, const at::Tensor& depths,
                    const at::Tensor& depth_range, const at::Tensor& stats, Options opt,
                    at::Tensor& grad_colors, at::Tensor& grad_densities) {
-  const c10::cuda::CUDAGuard guard(colors.device());
+  const DeviceGuard guard(colors.device());
   const int64_t rays = colors.size(0) * colors.size(1), S = colors.size(2), C = colors.size(3);
   if (rays == 0) return;
-  const auto stream = c10::cuda::getCurrentCUDAStream();
+  const auto stream = current_stream();
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, colors.scalar_type(), "composite_backward_cuda", [&] {
         using acc_t = at::acc_type<scalar_t, true>;
-        backward_kernel<scalar_t, acc_t><<<blocks_for(rays), kThreads, 0, stream>>>(
-            grad_rgb.data_ptr<scalar_t>(), grad_depth.data_ptr<scalar_t>(),
+        launch<backward_kernel<scalar_t, acc_t>>(
+            blocks_for(rays), kThreads, 0, stream, grad_rgb.data_ptr<scalar_t>(), grad_depth.data_ptr<scalar_t>(),
             grad_weights.data_ptr<scalar_t>(), colors.data_ptr<scalar_t>(),
             densities.data_ptr<scalar_t>(), depths.data_ptr<scalar_t>(),
             depth_range.data_ptr<scalar_t>(), stats.data_ptr<acc_t>(), rays, S, C,
             opt.white_back, static_cast<acc_t>(opt.t_min), static_cast<acc_t>(opt.alpha_min),
             grad_colors.data_ptr<scalar_t>(), grad_densities.data_ptr<scalar_t>());
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
       });
 }
 

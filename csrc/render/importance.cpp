@@ -73,7 +73,7 @@ at::Tensor sample_pdf_forward(const at::Tensor& depths_coarse, const at::Tensor&
   const at::Tensor weights_c = weights_coarse.contiguous();
   const at::Tensor u_c = u.contiguous();
   const int64_t u_row_stride = shared ? 0 : n;
-  if (depths_coarse.is_cuda()) {
+  if (runs_cuda_kernels(depths_coarse)) {
 #ifdef NERFGAN_KERNELS_WITH_CUDA
     sample_pdf_cuda(depths_c, weights_c, u_c, u_row_stride, out);
 #endif
@@ -103,7 +103,7 @@ std::vector<at::Tensor> merge_samples_index(const at::Tensor& depths_a,
   if (N * R == 0 || S == 0) return {depths, index};
   const at::Tensor a = depths_a.contiguous();
   const at::Tensor b = depths_b.contiguous();
-  if (depths_a.is_cuda()) {
+  if (runs_cuda_kernels(depths_a)) {
 #ifdef NERFGAN_KERNELS_WITH_CUDA
     merge_index_cuda(a, b, depths, index);
 #endif
@@ -131,7 +131,7 @@ at::Tensor merge_gather_forward(const at::Tensor& index, const at::Tensor& value
   const at::Tensor index_c = index.contiguous();
   const at::Tensor a = values_a.contiguous();
   const at::Tensor b = values_b.contiguous();
-  if (index.is_cuda()) {
+  if (runs_cuda_kernels(index)) {
 #ifdef NERFGAN_KERNELS_WITH_CUDA
     gather_forward_cuda(index_c, a, b, out);
 #endif
@@ -157,7 +157,7 @@ std::vector<at::Tensor> merge_gather_backward(const at::Tensor& grad_out, const 
   if (!(need_a || need_b) || grad_out.numel() == 0) return {grad_a, grad_b};
   const at::Tensor grad_c = grad_out.contiguous();
   const at::Tensor index_c = index.contiguous();
-  if (index.is_cuda()) {
+  if (runs_cuda_kernels(index)) {
 #ifdef NERFGAN_KERNELS_WITH_CUDA
     gather_backward_cuda(grad_c, index_c, Sa, Sb, grad_a, grad_b);
 #endif

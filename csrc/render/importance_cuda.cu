@@ -2,12 +2,10 @@
 // file holds indexing and launch configuration. No atomics: every output has one writer.
 #include <ATen/Dispatch.h>
 #include <ATen/ops/empty.h>
-#include <c10/cuda/CUDAException.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
 
 #include <algorithm>
 
+#include "../common/cuda_launch.h"
 #include "importance.h"
 
 namespace nerfgan_kernels {
@@ -102,61 +100,59 @@ __global__ void gather_backward_kernel(const scalar_t* __restrict__ grad,
 
 void sample_pdf_cuda(const at::Tensor& depths, const at::Tensor& weights, const at::Tensor& u,
                      int64_t u_row_stride, at::Tensor& out) {
-  const c10::cuda::CUDAGuard guard(depths.device());
+  const DeviceGuard guard(depths.device());
   const int64_t rays = depths.size(0) * depths.size(1), D = depths.size(2), n = out.size(2);
   at::Tensor cdf = at::empty({rays, D - 2}, depths.options());
-  const auto stream = c10::cuda::getCurrentCUDAStream();
+  const auto stream = current_stream();
   AT_DISPATCH_FLOATING_TYPES(depths.scalar_type(), "sample_pdf_cuda", [&] {
-    cdf_kernel<scalar_t><<<blocks_for(rays), kThreads, 0, stream>>>(
-        weights.data_ptr<scalar_t>(), cdf.data_ptr<scalar_t>(), rays, D);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-    inverse_cdf_kernel<scalar_t><<<blocks_for(rays * n), kThreads, 0, stream>>>(
-        cdf.data_ptr<scalar_t>(), depths.data_ptr<scalar_t>(), u.data_ptr<scalar_t>(),
-        u_row_stride, out.data_ptr<scalar_t>(), rays, D, n);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    launch<cdf_kernel<scalar_t>>(blocks_for(rays), kThreads, 0, stream,
+                                 weights.data_ptr<scalar_t>(), cdf.data_ptr<scalar_t>(), rays, D);
+    launch<inverse_cdf_kernel<scalar_t>>(blocks_for(rays * n), kThreads, 0, stream,
+                                         cdf.data_ptr<scalar_t>(), depths.data_ptr<scalar_t>(),
+                                         u.data_ptr<scalar_t>(), u_row_stride,
+                                         out.data_ptr<scalar_t>(), rays, D, n);
   });
 }
 
 void merge_index_cuda(const at::Tensor& depths_a, const at::Tensor& depths_b, at::Tensor& depths,
                       at::Tensor& index) {
-  const c10::cuda::CUDAGuard guard(depths_a.device());
+  const DeviceGuard guard(depths_a.device());
   const int64_t rays = depths_a.size(0) * depths_a.size(1);
-  const auto stream = c10::cuda::getCurrentCUDAStream();
+  const auto stream = current_stream();
   AT_DISPATCH_FLOATING_TYPES(depths_a.scalar_type(), "merge_samples_index_cuda", [&] {
-    merge_index_kernel<scalar_t><<<blocks_for(rays), kThreads, 0, stream>>>(
-        depths_a.data_ptr<scalar_t>(), depths_b.data_ptr<scalar_t>(), depths.data_ptr<scalar_t>(),
-        index.data_ptr<int64_t>(), rays, depths_a.size(2), depths_b.size(2));
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    launch<merge_index_kernel<scalar_t>>(
+        blocks_for(rays), kThreads, 0, stream, depths_a.data_ptr<scalar_t>(),
+        depths_b.data_ptr<scalar_t>(), depths.data_ptr<scalar_t>(), index.data_ptr<int64_t>(),
+        rays, depths_a.size(2), depths_b.size(2));
   });
 }
 
 void gather_forward_cuda(const at::Tensor& index, const at::Tensor& values_a,
                          const at::Tensor& values_b, at::Tensor& out) {
-  const c10::cuda::CUDAGuard guard(index.device());
+  const DeviceGuard guard(index.device());
   const int64_t rays = index.size(0) * index.size(1);
-  const auto stream = c10::cuda::getCurrentCUDAStream();
+  const auto stream = current_stream();
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, values_a.scalar_type(), "merge_gather_forward_cuda", [&] {
-        gather_forward_kernel<scalar_t><<<blocks_for(out.numel()), kThreads, 0, stream>>>(
-            index.data_ptr<int64_t>(), values_a.data_ptr<scalar_t>(),
-            values_b.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), rays, values_a.size(2),
-            values_b.size(2), values_a.size(3));
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
+        launch<gather_forward_kernel<scalar_t>>(
+            blocks_for(out.numel()), kThreads, 0, stream, index.data_ptr<int64_t>(),
+            values_a.data_ptr<scalar_t>(), values_b.data_ptr<scalar_t>(),
+            out.data_ptr<scalar_t>(), rays, values_a.size(2), values_b.size(2),
+            values_a.size(3));
       });
 }
 
 void gather_backward_cuda(const at::Tensor& grad_out, const at::Tensor& index, int64_t Sa,
                           int64_t Sb, at::Tensor& grad_a, at::Tensor& grad_b) {
-  const c10::cuda::CUDAGuard guard(index.device());
+  const DeviceGuard guard(index.device());
   const int64_t rays = index.size(0) * index.size(1);
-  const auto stream = c10::cuda::getCurrentCUDAStream();
+  const auto stream = current_stream();
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, grad_out.scalar_type(), "merge_gather_backward_cuda", [&] {
-        gather_backward_kernel<scalar_t><<<blocks_for(grad_out.numel()), kThreads, 0, stream>>>(
-            grad_out.data_ptr<scalar_t>(), index.data_ptr<int64_t>(),
-            data_or_null<scalar_t>(grad_a), data_or_null<scalar_t>(grad_b), rays, Sa, Sb,
-            grad_out.size(3));
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
+        launch<gather_backward_kernel<scalar_t>>(
+            blocks_for(grad_out.numel()), kThreads, 0, stream, grad_out.data_ptr<scalar_t>(),
+            index.data_ptr<int64_t>(), data_or_null<scalar_t>(grad_a),
+            data_or_null<scalar_t>(grad_b), rays, Sa, Sb, grad_out.size(3));
       });
 }
 

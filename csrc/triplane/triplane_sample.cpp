@@ -48,7 +48,7 @@ at::Tensor triplane_sample_forward(const at::Tensor& planes, const at::Tensor& c
   const at::Tensor planes_cl = to_channels_last(planes);
   const at::Tensor coords_c = coords.contiguous();
   const double scale = 2.0 / box_warp;
-  if (planes.is_cuda()) {
+  if (runs_cuda_kernels(planes)) {
 #ifdef NERFGAN_KERNELS_WITH_CUDA
     return forward_cuda(planes_cl, coords_c, scale, r);
 #else
@@ -87,7 +87,7 @@ std::vector<at::Tensor> triplane_sample_backward(const at::Tensor& grad_out,
   const at::Tensor grad_c = grad_out.contiguous();
   const double scale = 2.0 / box_warp;
   std::vector<at::Tensor> grads;
-  if (planes.is_cuda()) {
+  if (runs_cuda_kernels(planes)) {
 #ifdef NERFGAN_KERNELS_WITH_CUDA
     grads = backward_cuda(grad_c, planes_cl, coords_c, scale, r, need_planes, need_coords);
 #else

@@ -2,15 +2,12 @@
 // launch configuration and atomics. float16/bfloat16 are computed with float32 accumulation.
 #include <ATen/AccumulateType.h>
 #include <ATen/Dispatch.h>
-#include <ATen/cuda/Atomic.cuh>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
-#include <c10/cuda/CUDAException.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
 
 #include <algorithm>
 
+#include "../common/cuda_launch.h"
 #include "triplane_sample.h"
 
 namespace nerfgan_kernels {
@@ -124,20 +121,20 @@ __global__ void backward_kernel(const scalar_t* __restrict__ grad,
 
 at::Tensor forward_cuda(const at::Tensor& planes_cl, const at::Tensor& coords, double scale,
                         Reduce reduce) {
-  const c10::cuda::CUDAGuard guard(planes_cl.device());
+  const DeviceGuard guard(planes_cl.device());
   const Sizes s = sizes_of(planes_cl, coords);
   at::Tensor out = reduce == Reduce::kNone ? at::empty({s.N, 3, s.M, s.C}, planes_cl.options())
                                            : at::empty({s.N, s.M, s.C}, planes_cl.options());
   const int64_t work = s.N * s.M * s.C;
   if (work == 0) return out;
-  const auto stream = c10::cuda::getCurrentCUDAStream();
+  const auto stream = current_stream();
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, planes_cl.scalar_type(), "triplane_sample_forward_cuda", [&] {
         using acc_t = at::acc_type<scalar_t, true>;
-        forward_kernel<scalar_t, acc_t><<<blocks_for(work), kThreads, 0, stream>>>(
-            planes_cl.data_ptr<scalar_t>(), coords.data_ptr<scalar_t>(),
-            out.data_ptr<scalar_t>(), s, static_cast<acc_t>(scale), reduce);
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
+        launch<forward_kernel<scalar_t, acc_t>>(
+            blocks_for(work), kThreads, 0, stream, planes_cl.data_ptr<scalar_t>(),
+            coords.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), s, static_cast<acc_t>(scale),
+            reduce);
       });
   return out;
 }
@@ -145,7 +142,7 @@ at::Tensor forward_cuda(const at::Tensor& planes_cl, const at::Tensor& coords, d
 std::vector<at::Tensor> backward_cuda(const at::Tensor& grad_out, const at::Tensor& planes_cl,
                                       const at::Tensor& coords, double scale, Reduce reduce,
                                       bool need_planes, bool need_coords) {
-  const c10::cuda::CUDAGuard guard(planes_cl.device());
+  const DeviceGuard guard(planes_cl.device());
   const Sizes s = sizes_of(planes_cl, coords);
   const auto acc_dtype = at::toAccumulateType(planes_cl.scalar_type(), /*is_cuda=*/true);
   at::Tensor grad_planes, grad_coords_pp;
@@ -153,16 +150,16 @@ std::vector<at::Tensor> backward_cuda(const at::Tensor& grad_out, const at::Tens
   if (need_coords) grad_coords_pp = at::zeros({s.N, 3, s.M, 3}, coords.options().dtype(acc_dtype));
   const int64_t work = s.N * 3 * s.M;
   if (work > 0 && (need_planes || need_coords)) {
-    const auto stream = c10::cuda::getCurrentCUDAStream();
+    const auto stream = current_stream();
     AT_DISPATCH_FLOATING_TYPES_AND2(
         at::kHalf, at::kBFloat16, planes_cl.scalar_type(), "triplane_sample_backward_cuda", [&] {
           using acc_t = at::acc_type<scalar_t, true>;
-          backward_kernel<scalar_t, acc_t><<<blocks_for(work), kThreads, 0, stream>>>(
-              grad_out.data_ptr<scalar_t>(), planes_cl.data_ptr<scalar_t>(),
-              coords.data_ptr<scalar_t>(), need_planes ? grad_planes.data_ptr<acc_t>() : nullptr,
+          launch<backward_kernel<scalar_t, acc_t>>(
+              blocks_for(work), kThreads, 0, stream, grad_out.data_ptr<scalar_t>(),
+              planes_cl.data_ptr<scalar_t>(), coords.data_ptr<scalar_t>(),
+              need_planes ? grad_planes.data_ptr<acc_t>() : nullptr,
               need_coords ? grad_coords_pp.data_ptr<acc_t>() : nullptr, s,
               static_cast<acc_t>(scale), reduce);
-          C10_CUDA_KERNEL_LAUNCH_CHECK();
         });
   }
   at::Tensor grad_coords;

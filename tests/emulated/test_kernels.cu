@@ -1,0 +1,159 @@
+// The emulator's own test kernels (only built by tests/emulated/build.py). Written as ordinary
+// CUDA against csrc/common/cuda_launch.h, like the project's kernels.
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
+#include <ATen/ops/full.h>
+#include <ATen/ops/zeros.h>
+
+#include <algorithm>
+
+#include "common/cuda_launch.h"
+#include "test_kernels.h"
+
+namespace ngk_emu_tests {
+namespace {
+
+using nerfgan_kernels::launch;
+
+constexpr int kMaxBlock = 1024;
+
+template <bool kSync>
+__global__ void block_reverse_kernel(const float* __restrict__ in, float* __restrict__ out,
+                                     int64_t n) {
+  NGK_SHARED(float, tile, kMaxBlock);
+  const int64_t start = static_cast<int64_t>(blockIdx.x) * blockDim.x;
+  const int t = threadIdx.x;
+  tile[t] = start + t < n ? in[start + t] : 0.0f;
+  if (kSync) __syncthreads();
+  if (start + t < n) out[start + t] = tile[blockDim.x - 1 - t];
+}
+
+__global__ void warp_ops_kernel(const float* __restrict__ in, float* __restrict__ sums,
+                                float* __restrict__ scan, int64_t* __restrict__ ballots,
+                                float* __restrict__ broadcast, int64_t n) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int lane = threadIdx.x % 32;
+  const int64_t warp_start = i - lane;
+  const int64_t lanes_in_block = std::min<int64_t>(32, blockDim.x - (threadIdx.x - lane));
+  const int in_range = static_cast<int>(std::clamp<int64_t>(n - warp_start, 0, lanes_in_block));
+  if (lane >= in_range) return;  // exited lanes are outside every mask below
+  const unsigned mask = in_range == 32 ? 0xffffffffu : ((1u << in_range) - 1u);
+  const float v = in[i];
+  float sum = v;
+  for (int offset = 16; offset > 0; offset /= 2) {
+    const float other = __shfl_down_sync(mask, sum, offset);
+    if (lane + offset < in_range) sum += other;
+  }
+  float prefix = v;
+  for (int offset = 1; offset < 32; offset *= 2) {
+    const float other = __shfl_up_sync(mask, prefix, offset);
+    if (lane >= offset) prefix += other;
+  }
+  const unsigned positive = __ballot_sync(mask, v > 0.0f);
+  const int segment_mask_lanes = std::min(8, in_range - (lane & ~7));
+  const unsigned segment = ((segment_mask_lanes == 8 ? 0xffu : ((1u << segment_mask_lanes) - 1u))
+                            << (lane & ~7)) & mask;
+  broadcast[i] = __shfl_sync(segment, v, 0, 8);
+  scan[i] = prefix;
+  if (lane == 0) {
+    const int64_t warp = blockIdx.x * ((blockDim.x + 31) / 32) + threadIdx.x / 32;
+    sums[warp] = sum;
+    ballots[warp] = positive;
+  }
+}
+
+__global__ void noop_kernel() {}
+
+__global__ void divergent_barrier_kernel(float* out) {
+  if (threadIdx.x % 2 == 1) return;
+  __syncthreads();
+  out[threadIdx.x] = 1.0f;
+}
+
+__global__ void full_mask_kernel(float* out) {
+  out[threadIdx.x] = __shfl_sync(0xffffffffu, 1.0f, 0);
+}
+
+__global__ void uninitialized_shared_kernel(float* out) {
+  NGK_SHARED(float, tile, kMaxBlock);
+  out[threadIdx.x] = tile[threadIdx.x];
+  __syncthreads();
+  tile[threadIdx.x] = 0.0f;
+}
+
+__global__ void shared_write_kernel(float* out, int offset) {
+  NGK_SHARED(float, tile, 32);
+  tile[threadIdx.x] = 0.0f;
+  __syncthreads();
+  tile[threadIdx.x + offset] = 1.0f;
+  __syncthreads();
+  out[threadIdx.x] = tile[threadIdx.x];
+}
+
+}  // namespace
+
+at::Tensor block_reverse(const at::Tensor& in, int64_t block, bool sync) {
+  TORCH_CHECK(in.dim() == 1 && in.scalar_type() == at::kFloat, "in must be float32 (n,)");
+  TORCH_CHECK(block >= 1 && block <= kMaxBlock, "block must be in [1, 1024]");
+  const at::Tensor x = in.contiguous();
+  at::Tensor out = at::empty_like(x);
+  const int64_t n = x.numel();
+  if (n == 0) return out;
+  const auto blocks = static_cast<unsigned>((n + block - 1) / block);
+  const auto threads = static_cast<unsigned>(block);
+  if (sync) {
+    launch<block_reverse_kernel<true>>(blocks, threads, 0, nullptr, x.data_ptr<float>(),
+                                       out.data_ptr<float>(), n);
+  } else {
+    launch<block_reverse_kernel<false>>(blocks, threads, 0, nullptr, x.data_ptr<float>(),
+                                        out.data_ptr<float>(), n);
+  }
+  return out;
+}
+
+std::vector<at::Tensor> warp_ops(const at::Tensor& in, int64_t block) {
+  TORCH_CHECK(in.dim() == 1 && in.scalar_type() == at::kFloat && in.numel() > 0,
+              "in must be float32 (n,), n >= 1");
+  TORCH_CHECK(block >= 1 && block <= kMaxBlock, "block must be in [1, 1024]");
+  const at::Tensor x = in.contiguous();
+  const int64_t n = x.numel();
+  const int64_t blocks = (n + block - 1) / block;
+  const int64_t slots = blocks * ((block + 31) / 32);  // warps, partial ones included
+  at::Tensor sums = at::full({slots}, NAN, x.options());
+  at::Tensor ballots = at::full({slots}, -1, x.options().dtype(at::kLong));
+  at::Tensor scan = at::empty_like(x), broadcast = at::empty_like(x);
+  launch<warp_ops_kernel>(static_cast<unsigned>(blocks), static_cast<unsigned>(block), 0, nullptr,
+                          x.data_ptr<float>(), sums.data_ptr<float>(), scan.data_ptr<float>(),
+                          ballots.data_ptr<int64_t>(), broadcast.data_ptr<float>(), n);
+  return {sums, scan, ballots, broadcast};
+}
+
+void launch_noop(int64_t grid, int64_t block, int64_t dynamic_shared) {
+  launch<noop_kernel>(static_cast<unsigned>(grid), static_cast<unsigned>(block),
+                      static_cast<size_t>(dynamic_shared), nullptr);
+}
+
+void divergent_barrier() {
+  at::Tensor out = at::zeros({64}, at::kFloat);
+  launch<divergent_barrier_kernel>(1, 64, 0, nullptr, out.data_ptr<float>());
+}
+
+void full_mask_in_partial_warp() {
+  at::Tensor out = at::zeros({48}, at::kFloat);
+  launch<full_mask_kernel>(1, 48, 0, nullptr, out.data_ptr<float>());
+}
+
+at::Tensor uninitialized_shared(int64_t block) {
+  at::Tensor out = at::zeros({block}, at::kFloat);
+  launch<uninitialized_shared_kernel>(1, static_cast<unsigned>(block), 0, nullptr,
+                                      out.data_ptr<float>());
+  return out;
+}
+
+at::Tensor shared_write(int64_t offset) {
+  at::Tensor out = at::zeros({32}, at::kFloat);
+  launch<shared_write_kernel>(1, 32, 0, nullptr, out.data_ptr<float>(), static_cast<int>(offset));
+  return out;
+}
+
+}  // namespace ngk_emu_tests
