@@ -86,10 +86,22 @@ def build(csrc: str | None = None, sanitize: bool | None = None, build_dir: str 
     if sanitize:
         cflags += SANITIZER_FLAGS
         ldflags += ["-fsanitize=address,undefined"]
+    # In the sanitized test process LD_PRELOAD holds the sanitizer runtime: the compiler and
+    # ninja must not inherit it.
+    preload = os.environ.pop("LD_PRELOAD", None)
+    try:
+        return _load(cpp_extension, name, cpp + _wrappers(cu, csrc, os.path.join(build_dir, "wrappers")),
+                     [csrc, HERE], cflags, ldflags, build_dir, verbose)
+    finally:
+        if preload is not None:
+            os.environ["LD_PRELOAD"] = preload
+
+
+def _load(cpp_extension, name, srcs, includes, cflags, ldflags, build_dir, verbose):
     return cpp_extension.load(
         name=name,
-        sources=cpp + _wrappers(cu, csrc, os.path.join(build_dir, "wrappers")),
-        extra_include_paths=[csrc, HERE],
+        sources=srcs,
+        extra_include_paths=includes,
         extra_cflags=cflags,
         extra_ldflags=ldflags,
         build_directory=build_dir,
@@ -98,22 +110,25 @@ def build(csrc: str | None = None, sanitize: bool | None = None, build_dir: str 
     )
 
 
-def sanitizer_runtime() -> str:
-    """Path of the compiler's AddressSanitizer runtime (to LD_PRELOAD into python)."""
-    out = subprocess.run(["g++", "-print-file-name=libasan.so"], capture_output=True, text=True,
-                         check=True).stdout.strip()
-    if not os.path.isabs(out):
-        raise RuntimeError("libasan.so not found: install the compiler's AddressSanitizer runtime")
-    return out
+def sanitizer_preload() -> str:
+    """LD_PRELOAD for python: the compiler's AddressSanitizer runtime, then libstdc++ (without it
+    ASan cannot find the real __cxa_throw and aborts at the first C++ exception)."""
+    libs = []
+    for lib in ("libasan.so", "libstdc++.so"):
+        path = subprocess.run(["g++", f"-print-file-name={lib}"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+        if not os.path.isabs(path):
+            raise RuntimeError(f"{lib} not found: install the compiler's sanitizer runtime")
+        libs.append(path)
+    return " ".join(libs)
 
 
 def run_sanitized(pytest_args: list[str]) -> int:
-    """Builds the sanitized module in this process (no sanitizer needed to compile), then runs
-    pytest in a child process that preloads libasan and loads that module."""
-    build(sanitize=True)
+    """Runs pytest in a child process that preloads libasan; its tests build (without the
+    preload) and load the sanitized module."""
     env = dict(os.environ)
     env[SANITIZE_ENV] = "1"
-    env["LD_PRELOAD"] = sanitizer_runtime()
+    env["LD_PRELOAD"] = sanitizer_preload()
     # torch and python leak by design at exit; a race on the emulator's own state is impossible
     # (one host thread), so only the memory errors and undefined behaviour of the kernels count.
     env["ASAN_OPTIONS"] = "detect_leaks=0:abort_on_error=1:detect_odr_violation=0"

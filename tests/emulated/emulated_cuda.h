@@ -426,6 +426,9 @@ inline char* stack_for(size_t i) {
 inline void run_block(Launch& L, uint64_t block_linear) {
   const int n = static_cast<int>(L.block.x * L.block.y * L.block.z);
   // Shared memory: 0xFF everywhere (NaN floats), poisoned until declared.
+#if NGK_EMU_ASAN
+  ASAN_UNPOISON_MEMORY_REGION(L.arena.data(), kSharedArenaBytes);
+#endif
   std::fill(L.arena.begin(), L.arena.end(), static_cast<unsigned char>(0xFF));
   L.shared_decls.clear();
   L.shared_top = 0;
