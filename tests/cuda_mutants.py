@@ -18,6 +18,7 @@ Exit status 1 when a survivor is not explained. The copy and its build live in -
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import dataclasses
 import glob
 import os
@@ -25,6 +26,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -168,10 +170,70 @@ def run(cmd, env, timeout):
                               timeout=timeout)
         return proc.returncode, proc.stdout + proc.stderr
     except subprocess.TimeoutExpired:
-        return -1, "timeout"
+        return None, "timeout"
 
 
 FOCUS = {"triplane": "triplane", "composite": "composite", "importance": "sample_pdf or merge"}
+TESTS = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+         "tests/test_emulated_cuda.py", "-k"]
+# The headers every kernel translation unit parses (10 of its 17 s of compile time).
+PCH_HEADERS = ["ATen/Dispatch.h", "ATen/ops/empty.h", "ATen/ops/zeros.h", "ATen/AccumulateType.h",
+               "ATen/core/Tensor.h"]
+
+
+class Worker:
+    """A copy of csrc/ and its emulated build; mutants are applied to the copy one at a time."""
+
+    def __init__(self, work: str, timeout: float):
+        self.tree = os.path.join(work, "csrc")
+        self.build_dir = os.path.join(work, "build")
+        self.timeout = timeout
+        if os.path.exists(self.tree):
+            shutil.rmtree(self.tree)
+        shutil.copytree(CSRC, self.tree)
+        self.env = dict(os.environ, NGK_EMULATION_CSRC=self.tree,
+                        NGK_EMULATION_BUILD_DIR=self.build_dir)
+
+    def prepare(self) -> str | None:
+        """Builds the unmutated copy, then again with a precompiled header of PCH_HEADERS made
+        with the exact flags of that build. Returns an error log, or None."""
+        code, log = run(TESTS + ["every_global_kernel"], self.env, self.timeout)
+        if code != 0:
+            return log
+        ninja = open(os.path.join(self.build_dir, "build.ninja")).read()
+        flag = {k: re.search(rf"^{k} = (.*)$", ninja, re.M).group(1) for k in ("cxx", "cflags", "post_cflags")}
+        header = os.path.join(self.build_dir, "pch", "mutant_pch.h")
+        os.makedirs(os.path.dirname(header), exist_ok=True)
+        with open(header, "w") as f:
+            f.write("".join(f"#include <{h}>\n" for h in PCH_HEADERS))
+        subprocess.run(f"{flag['cxx']} {flag['cflags']} {flag['post_cflags']} -x c++-header "
+                       f"{header} -o {header}.gch", shell=True, check=True, cwd=self.build_dir)
+        self.env["NGK_EMULATION_CFLAGS"] = f"-include {header} -Winvalid-pch"
+        code, log = run(TESTS + ["every_global_kernel"], self.env, self.timeout)
+        return None if code == 0 else log
+
+    def verdict(self, m: Mutant) -> str:
+        path = os.path.join(self.tree, m.path)
+        with open(os.path.join(CSRC, m.path)) as f:
+            original = f.read()
+        with open(path, "w") as f:
+            f.write(m.apply(original))
+        try:
+            # The tests build the mutant themselves (their module fixture).
+            stem = next((v for k, v in FOCUS.items() if k in m.path), "emulated")
+            code, log = run(TESTS + [f"emulated and ({stem})"], self.env, self.timeout)
+            if code == 0:  # survived the focused tests: try every emulated test
+                code, log = run(TESTS + ["emulated"], self.env, self.timeout)
+        finally:
+            with open(path, "w") as f:
+                f.write(original)
+        if "Error building extension" in log:
+            return "does not compile"
+        if code is None:
+            return "killed (timeout)"
+        if code != 0:
+            return "killed" if code > 0 else "killed (crash)"
+        return "SURVIVED"
 
 
 def main(argv=None) -> int:
@@ -179,8 +241,9 @@ def main(argv=None) -> int:
     ap.add_argument("--files", nargs="*", help="kernel sources (default: every csrc/**/*.cu*)")
     ap.add_argument("--limit", type=int, default=0, help="at most this many mutants per file")
     ap.add_argument("--list", action="store_true", help="print the mutants and exit")
+    ap.add_argument("--jobs", type=int, default=2, help="mutants tested at once")
     ap.add_argument("--work", default=os.path.join(ROOT, "build", "mutants"))
-    ap.add_argument("--timeout", type=float, default=600, help="seconds per build or test run")
+    ap.add_argument("--timeout", type=float, default=900, help="seconds per test run")
     args = ap.parse_args(argv)
 
     files = [os.path.abspath(f) for f in args.files] if args.files else sorted(
@@ -200,56 +263,37 @@ def main(argv=None) -> int:
         print(f"{len(mutants)} mutants")
         return 0
 
-    tree = os.path.join(args.work, "csrc")
-    if os.path.exists(tree):
-        shutil.rmtree(tree)
-    shutil.copytree(CSRC, tree)
-    env = dict(os.environ, NGK_EMULATION_CSRC=tree,
-               NGK_EMULATION_BUILD_DIR=os.path.join(args.work, "build"))
-    sys.path.insert(0, os.path.join(ROOT, "tests"))
-    build_cmd = [sys.executable, "-c",
-                 "import sys; sys.path.insert(0, 'tests'); from emulated import build; build.build()"]
-    code, log = run(build_cmd, env, args.timeout)
-    if code != 0:
-        print(log[-3000:])
-        print("the unmutated copy does not build")
-        return 2
-    test_base = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-                 "tests/test_emulated_cuda.py", "-k"]
-
-    killed = stillborn = 0
-    survivors = []
+    workers = [Worker(os.path.join(args.work, f"w{i}"), args.timeout) for i in range(args.jobs)]
+    with concurrent.futures.ThreadPoolExecutor(len(workers)) as pool:
+        for log in pool.map(Worker.prepare, workers):
+            if log is not None:
+                print(log[-3000:])
+                print("the unmutated copy does not build or pass")
+                return 2
     started = time.time()
-    for i, m in enumerate(mutants):
-        path = os.path.join(tree, m.path)
-        with open(os.path.join(CSRC, m.path)) as f:
-            original = f.read()
-        with open(path, "w") as f:
-            f.write(m.apply(original))
-        try:
-            code, _ = run(build_cmd, env, args.timeout)
-            if code != 0:
-                stillborn += 1
-                verdict = "does not compile"
-            else:
-                stem = next((v for k, v in FOCUS.items() if k in m.path), "emulated")
-                code, _ = run(test_base + [f"emulated and ({stem})"], env, args.timeout)
-                if code == 0:  # survived the focused tests: try every emulated test
-                    code, _ = run(test_base + ["emulated"], env, args.timeout)
-                if code != 0:
-                    killed += 1
-                    verdict = "killed" if code > 0 else "killed (timeout)"
-                else:
-                    survivors.append(m)
-                    verdict = "SURVIVED"
-        finally:
-            with open(path, "w") as f:
-                f.write(original)
-        print(f"[{i + 1}/{len(mutants)} {time.time() - started:5.0f}s] {verdict:16s} "
-              f"{m.path}:{m.kernel}: {m.mutation}  | {m.line}", flush=True)
+    free = list(workers)
+    lock = threading.Lock()
+    verdicts: dict[Mutant, str] = {}
 
+    def test(m: Mutant) -> None:
+        with lock:
+            worker = free.pop()
+        try:
+            verdicts[m] = worker.verdict(m)
+        finally:
+            with lock:
+                free.append(worker)
+                print(f"[{len(verdicts)}/{len(mutants)} {time.time() - started:5.0f}s] "
+                      f"{verdicts[m]:16s} {m.path}:{m.kernel}: {m.mutation}  | {m.line}", flush=True)
+
+    with concurrent.futures.ThreadPoolExecutor(len(workers)) as pool:
+        list(pool.map(test, mutants))
+
+    survivors = [m for m in mutants if verdicts[m] == "SURVIVED"]
+    killed = sum(v.startswith("killed") for v in verdicts.values())
+    stillborn = sum(v == "does not compile" for v in verdicts.values())
     print(f"\n{len(mutants)} mutants: {killed} killed, {stillborn} did not compile, "
-          f"{len(survivors)} survived")
+          f"{len(survivors)} survived ({time.time() - started:.0f} s, {len(workers)} jobs)")
     unexplained = 0
     for m in survivors:
         reason = EXPLAINED.get(m.key())

@@ -32,6 +32,7 @@ CSRC = os.path.join(ROOT, "csrc")
 SANITIZE_ENV = "NGK_EMULATION_SANITIZE"   # "1": the tests load the sanitized build
 CSRC_ENV = "NGK_EMULATION_CSRC"           # another csrc/ tree (mutants)
 BUILD_ENV = "NGK_EMULATION_BUILD_DIR"     # its build directory
+CFLAGS_ENV = "NGK_EMULATION_CFLAGS"       # extra compiler flags (the mutation script's PCH)
 
 SANITIZER_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize=vptr",
                    "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer", "-g"]
@@ -82,6 +83,7 @@ def build(csrc: str | None = None, sanitize: bool | None = None, build_dir: str 
     cpp, cu = sources(csrc)
     cflags = ["-O1", "-fopenmp", "-DNGK_EMULATE_CUDA", "-DNERFGAN_KERNELS_WITH_CUDA",
               "-Wno-unused-function"]
+    cflags += os.environ.get(CFLAGS_ENV, "").split()
     ldflags = ["-fopenmp"]
     if sanitize:
         cflags += SANITIZER_FLAGS
