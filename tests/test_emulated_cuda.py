@@ -316,6 +316,8 @@ def test_emulated_importance_render_matches_eg3d_port(on_emulated):
 
 # ---- the emulator itself: barriers, shared memory, warps, errors
 
+SYNC_NONE, SYNC_BLOCK, SYNC_WARP = 0, 1, 2
+
 
 @pytest.mark.parametrize("order", ["forward", "reverse", "shuffle"])
 @pytest.mark.parametrize("block, n", [(32, 100), (256, 256), (48, 1000), (1024, 1500), (7, 7)])
@@ -323,22 +325,24 @@ def test_barrier_makes_shared_memory_exchange_exact(emu, order, block, n):
     for seed in range(3):
         emu.emulation_config(seed=seed, order=order)
         x = torch.randn(n)
-        got = emu.test_block_reverse(x, block, True)
+        got = emu.test_block_reverse(x, block, SYNC_BLOCK)
         padded = torch.cat([x, torch.zeros(-n % block)]).view(-1, block).flip(1).reshape(-1)[:n]
         assert torch.equal(got, padded)
 
 
 @pytest.mark.parametrize("order", ["forward", "reverse", "shuffle"])
 def test_planted_missing_syncthreads_fails_every_run(emu, order):
-    # The same kernel without its barrier: in every thread order and seed some thread reads its
-    # neighbour's slot before it is written (the emulator fills shared memory with NaN).
+    # The same kernel without its barrier, or with only a __syncwarp: in every thread order and
+    # seed some thread reads a slot before it is written (shared memory starts as NaN). A
+    # __syncwarp is enough for a block of one warp, and only then.
     for seed in range(8):
-        for block, n in [(32, 64), (256, 512), (48, 100)]:
-            emu.emulation_config(seed=seed, order=order)
+        emu.emulation_config(seed=seed, order=order)
+        for block, n in [(32, 64), (256, 512), (48, 100), (64, 64)]:
             x = torch.randn(n)
-            got = emu.test_block_reverse(x, block, False)
-            expected = emu.test_block_reverse(x, block, True)
-            assert not torch.equal(got, expected), (order, seed, block)
+            expected = emu.test_block_reverse(x, block, SYNC_BLOCK)
+            assert not torch.equal(emu.test_block_reverse(x, block, SYNC_NONE), expected)
+            warp_only = emu.test_block_reverse(x, block, SYNC_WARP)
+            assert torch.equal(warp_only, expected) == (block <= 32), (order, seed, block)
 
 
 @pytest.mark.parametrize("block, n", [(32, 32), (40, 45), (64, 100), (33, 33), (1024, 1000), (5, 3)])
@@ -362,11 +366,35 @@ def test_warp_primitives_with_partial_masks(emu, block, n):
             assert broadcast[i] == x[lo + ((i - lo) // 8) * 8]
 
 
-def test_emulator_reports_divergent_barriers_and_bad_masks(emu):
+def test_emulator_reports_divergent_barriers_and_deadlocked_warps(emu):
     with pytest.raises(RuntimeError, match=r"__syncthreads\(\) reached by 32 of 64 threads"):
         emu.test_divergent_barrier()
-    with pytest.raises(RuntimeError, match="lane 16, which does not exist"):
-        emu.test_full_mask_in_partial_warp()
+    with pytest.raises(RuntimeError, match="names lane 0, which waits in __syncthreads"):
+        emu.test_warp_waits_for_barrier()
+
+
+def test_exited_and_absent_lanes_do_not_vote(emu):
+    # Block of 48: warp 0 has lanes 0..31, warp 1 lanes 0..15; lanes 12..15 of every 16 exit.
+    got = emu.test_full_mask_in_partial_warp()
+    t = torch.arange(48)
+    expected = torch.where(t < 32, 0x0FFF0FFF, 0x0FFF)
+    expected[t % 16 >= 12] = 0
+    assert torch.equal(got, expected)
+
+
+@pytest.mark.parametrize("order", ["forward", "reverse", "shuffle"])
+def test_2d_blocks_dynamic_shared_memory_xor_any_all(emu, order):
+    emu.emulation_config(seed=4, order=order)
+    x = torch.randn(256) * 2
+    got = emu.test_block2d(x)
+    blocks = x.view(-1, 64)
+    assert torch.equal(got[0], blocks.flip(1).reshape(-1))
+    lane = torch.arange(256) % 32
+    partner = torch.where(lane % 16 >= 8, torch.arange(256) - 8, torch.arange(256))
+    assert torch.equal(got[1], x[partner])
+    warps = x.view(-1, 32)
+    assert torch.equal(got[2], (warps > 1).any(1).float().repeat_interleave(32))
+    assert torch.equal(got[3], (warps > -3).all(1).float().repeat_interleave(32))
 
 
 def test_emulator_fills_shared_memory_and_checks_launches(emu):

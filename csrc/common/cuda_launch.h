@@ -39,7 +39,10 @@ void launch(dim3 grid, dim3 block, size_t dynamic_shared, cudaStream_t, Args&&..
 
 }  // namespace nerfgan_kernels
 
-#define NGK_SHARED(type, name, count) type* name = ::ngk_emu::shared_array<type>(count)
+// One array per declaration (its static tag), `name` an array reference as in CUDA.
+#define NGK_SHARED(type, name, count)              \
+  static constexpr char ngk_shared_tag_##name = 0; \
+  type(&name)[count] = ::ngk_emu::shared_array<type, (count)>(&ngk_shared_tag_##name)
 #define NGK_DYNAMIC_SHARED(type, name) type* name = ::ngk_emu::dynamic_shared<type>()
 
 #else  // nvcc

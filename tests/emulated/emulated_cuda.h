@@ -10,23 +10,28 @@
 //   - __syncthreads() is a real barrier; after each barrier the threads run in a new order
 //     (Order::kForward / kReverse / kShuffle; the default shuffles), so a missing barrier or a race
 //     on shared memory gives wrong results deterministically, whatever the order;
-//   - shared memory per block (NGK_SHARED, NGK_DYNAMIC_SHARED), filled with 0xFF bytes (NaN for
-//     floats) at the start of every block so that a read before any write shows, and poisoned for
-//     AddressSanitizer outside what the kernel declared;
+//   - shared memory per block (NGK_SHARED: one array per declaration, whatever the thread, loop
+//     pass or branch that reaches it; NGK_DYNAMIC_SHARED: 16-byte aligned), filled with 0xFF bytes
+//     (NaN for floats) at the start of every block so that a read before any write shows, and
+//     poisoned for AddressSanitizer outside what the kernel declared; 48 KiB per block in all;
 //   - threadIdx / blockIdx / blockDim / gridDim, the atomics (gpuAtomicAdd, atomicAdd, atomicMax,
 //     atomicMin, atomicExch, atomicCAS) and the warp primitives (__shfl_sync, __shfl_up_sync,
 //     __shfl_down_sync, __shfl_xor_sync, __ballot_sync, __any_sync, __all_sync, __syncwarp), with
 //     partial masks; a warp is 32 consecutive linear thread ids, the last one of a block may be
-//     partial.
+//     partial. A collective completes when its last non-exited lane of the mask arrives, and the
+//     lanes it releases run at once, before the threads of other warps (so a __syncwarp never
+//     stands in for a __syncthreads). As in CUDA, exited (or absent) lanes named in a mask do not
+//     take part; a shuffle from one returns all-ones bits (NaN, -1), as does one from a lane
+//     outside the mask (undefined in CUDA).
 //
 // Checked at run time (a std::runtime_error names the kernel and the block):
 //   - CUDA's launch limits: empty grid or block, > 1024 threads per block, grid.y/z > 65535,
 //     dynamic shared memory > 48 KiB; a grid-size cap (Config::max_blocks) makes grid-stride loops
 //     repeat;
 //   - __syncthreads() that some threads of the block never reach (divergent barrier or early exit);
-//   - a warp collective whose mask names a lane that does not exist, has exited, waits elsewhere,
-//     uses another mask or another collective; a calling lane outside its own mask. A shuffle
-//     from a lane outside the mask returns all-ones bits (NaN, -1): undefined in CUDA.
+//   - a warp collective whose mask names a lane that waits in __syncthreads or in another
+//     collective or mask (it can never complete); a calling lane outside its own mask;
+//   - an exception thrown by the kernel body.
 //
 // Not emulated: races on global memory between threads that do not synchronise (fibers are not
 // preempted between two memory accesses), memory ordering and __threadfence, streams (a launch
@@ -109,7 +114,7 @@ inline std::set<std::string>& launched() {
 
 constexpr int kWarpSize = 32;
 constexpr unsigned int kMaxThreads = 1024;
-constexpr size_t kMaxDynamicShared = 48 * 1024;
+constexpr size_t kMaxShared = 48 * 1024;  // static + dynamic, without CUDA's opt-in
 constexpr size_t kSharedArenaBytes = 64 * 1024;
 #if NGK_EMU_ASAN
 constexpr size_t kStackBytes = 512 * 1024;
@@ -125,7 +130,6 @@ struct Fiber {
   char* stack = nullptr;  // kStackBytes, with a guard page below
   State state = State::kRunnable;
   uint3 tid{0, 0, 0};
-  size_t shared_cursor = 0;  // index of the next NGK_SHARED declaration this thread reaches
   // The warp collective it waits in.
   WarpOp op = WarpOp::kSync;
   unsigned int mask = 0;
@@ -151,7 +155,11 @@ struct Launch {
   // Shared memory of the running block: static declarations in order of first reach, then the
   // dynamic part.
   std::vector<unsigned char> arena = std::vector<unsigned char>(kSharedArenaBytes);
-  std::vector<std::pair<size_t, size_t>> shared_decls;  // (offset, bytes)
+  struct SharedDecl {
+    const void* tag;  // the declaration's own static tag
+    size_t offset, bytes;
+  };
+  std::vector<SharedDecl> shared_decls;
   size_t shared_top = 0;
   size_t dynamic_bytes = 0;
 #if NGK_EMU_ASAN
@@ -212,7 +220,13 @@ inline void fiber_entry() {
 #if NGK_EMU_ASAN
   __sanitizer_finish_switch_fiber(nullptr, &L.scheduler_stack_bottom, &L.scheduler_stack_size);
 #endif
-  L.body();
+  try {
+    L.body();
+  } catch (const std::exception& e) {
+    if (L.error.empty()) L.error = L.kernel + ": exception in the kernel: " + e.what();
+  } catch (...) {
+    if (L.error.empty()) L.error = L.kernel + ": exception in the kernel";
+  }
   L.fibers[L.current].state = State::kDone;
   switch_to_scheduler(L, /*exiting=*/true);
 }
@@ -235,37 +249,40 @@ inline int linear_tid(const uint3& t, const dim3& b) {
 }
 
 // ---- shared memory
-inline void* shared_declaration(size_t bytes) {
+// The static region starts at 0; the dynamic one starts at dynamic_base(), 16-byte aligned, below
+// the end of the arena. Static + dynamic <= kMaxShared keeps them apart.
+inline size_t dynamic_base(const Launch& L) {
+  return (kSharedArenaBytes - L.dynamic_bytes) & ~size_t{15};
+}
+
+// The array of one NGK_SHARED declaration (tag: that declaration's static object), placed by the
+// first thread that reaches it.
+inline void* shared_declaration(const void* tag, size_t bytes) {
   Launch& L = launch_state();
-  Fiber& f = L.fibers[L.current];
-  const size_t k = f.shared_cursor++;
-  if (k == L.shared_decls.size()) {  // the first thread to reach this declaration places it
-    const size_t offset = (L.shared_top + 15) / 16 * 16;
-    if (offset + bytes + L.dynamic_bytes > kSharedArenaBytes) {
-      fail(L, block_name(L) + ": more than 64 KiB of shared memory");
-    }
-    L.shared_decls.emplace_back(offset, bytes);
-    L.shared_top = offset + bytes;
-#if NGK_EMU_ASAN
-    ASAN_UNPOISON_MEMORY_REGION(L.arena.data() + offset, bytes);
-#endif
-  } else if (L.shared_decls[k].second != bytes) {
-    fail(L, block_name(L) + ": threads declare different shared arrays at declaration " +
-                std::to_string(k));
+  for (const auto& d : L.shared_decls) {
+    if (d.tag == tag) return L.arena.data() + d.offset;
   }
-  return L.arena.data() + L.shared_decls[k].first;
+  const size_t offset = (L.shared_top + 15) / 16 * 16;
+  if (offset + bytes + L.dynamic_bytes > kMaxShared) {
+    fail(L, block_name(L) + ": more than 48 KiB of shared memory (static + dynamic)");
+  }
+  L.shared_decls.push_back({tag, offset, bytes});
+  L.shared_top = offset + bytes;
+#if NGK_EMU_ASAN
+  ASAN_UNPOISON_MEMORY_REGION(L.arena.data() + offset, bytes);
+#endif
+  return L.arena.data() + offset;
 }
 
-template <typename T>
-T* shared_array(size_t count) {
-  return static_cast<T*>(shared_declaration(count * sizeof(T)));
+template <typename T, size_t N>
+T (&shared_array(const void* tag))[N] {
+  return *static_cast<T(*)[N]>(shared_declaration(tag, sizeof(T) * N));
 }
 
-// The dynamic shared memory of the launch sits at the end of the arena.
 template <typename T>
 T* dynamic_shared() {
   Launch& L = launch_state();
-  return reinterpret_cast<T*>(L.arena.data() + kSharedArenaBytes - L.dynamic_bytes);
+  return reinterpret_cast<T*>(L.arena.data() + dynamic_base(L));
 }
 
 // ---- barriers and warp collectives (called from a fiber)
@@ -305,89 +322,96 @@ inline uint64_t warp_collective(WarpOp op, unsigned int mask, uint64_t value, in
   f.op = op;
   f.mask = mask;
   f.value = value;
-  f.arg = arg;
+  f.arg = arg & (kWarpSize - 1);  // the hardware reads the low 5 bits
   f.width = width;
   f.state = State::kWarp;
   switch_to_scheduler(L, false);
   return f.result;
 }
 
-// Resolves every warp whose waiting lanes are complete; returns whether any lane was released.
-// Sets L.error when a wait can never complete.
-inline bool resolve_warps(Launch& L) {
+// Completes the collective that the lanes of the warp starting at thread w0 wait in, if every
+// non-exited lane of its mask has arrived: computes every lane's result and returns the lanes
+// released (else none). Sets L.error when lanes of one mask meet in different collectives.
+inline std::vector<int> resolve_warp(Launch& L, int w0) {
   const int n = static_cast<int>(L.fibers.size());
-  bool released = false;
-  for (int w0 = 0; w0 < n; w0 += kWarpSize) {
-    const int lanes = std::min(kWarpSize, n - w0);
-    for (int lane = 0; lane < lanes; ++lane) {
-      Fiber& f = L.fibers[w0 + lane];
-      if (f.state != State::kWarp) continue;
-      bool complete = true;
-      for (int other = 0; other < kWarpSize; ++other) {
-        if (!((f.mask >> other) & 1u)) continue;
-        if (other >= lanes) {
-          L.error = block_name(L) + ": warp mask names lane " + std::to_string(other) +
-                    ", which does not exist (partial warp of " + std::to_string(lanes) + ")";
-          return false;
-        }
-        const Fiber& g = L.fibers[w0 + other];
-        if (g.state == State::kDone || g.state == State::kBarrier) {
-          L.error = block_name(L) + ": warp mask names lane " + std::to_string(other) +
-                    (g.state == State::kDone ? ", which has exited" : ", which waits in __syncthreads");
-          return false;
-        }
-        if (g.state != State::kWarp) {
-          complete = false;
-          continue;
-        }
-        if (g.mask != f.mask || g.op != f.op || g.width != f.width) {
-          L.error = block_name(L) + ": lanes " + std::to_string(lane) + " and " +
-                    std::to_string(other) + " meet in different warp collectives or masks";
-          return false;
-        }
+  const int lanes = std::min(kWarpSize, n - w0);
+  for (int lane = 0; lane < lanes; ++lane) {
+    const Fiber& f = L.fibers[w0 + lane];
+    if (f.state != State::kWarp) continue;
+    bool complete = true;
+    for (int other = 0; other < lanes && complete; ++other) {
+      if (!((f.mask >> other) & 1u)) continue;
+      const Fiber& g = L.fibers[w0 + other];
+      if (g.state == State::kDone) continue;  // exited lanes do not take part
+      if (g.state != State::kWarp) {
+        complete = false;
+      } else if (g.mask != f.mask || g.op != f.op || g.width != f.width) {
+        L.error = block_name(L) + ": lanes " + std::to_string(lane) + " and " +
+                  std::to_string(other) + " meet in different warp collectives or masks";
+        return {};
       }
-      if (!complete) continue;
-      // Every lane of the mask waits in the same collective: compute all results at once.
-      const unsigned int mask = f.mask;
-      uint64_t ballot = 0;
-      for (int other = 0; other < lanes; ++other) {
-        const Fiber& g = L.fibers[w0 + other];
-        if (((mask >> other) & 1u) && g.value != 0) ballot |= (1ull << other);
-      }
-      for (int other = 0; other < lanes; ++other) {
-        if (!((mask >> other) & 1u)) continue;
-        Fiber& g = L.fibers[w0 + other];
-        const int seg = other & ~(g.width - 1), pos = other & (g.width - 1);
-        int src = other;
-        switch (g.op) {
-          case WarpOp::kShfl: src = seg + (g.arg & (g.width - 1)); break;
-          case WarpOp::kShflUp: src = pos >= g.arg ? other - g.arg : other; break;
-          case WarpOp::kShflDown: src = pos + g.arg < g.width ? other + g.arg : other; break;
-          case WarpOp::kShflXor: {
-            const int x = other ^ g.arg;
-            src = (x >= seg && x < seg + g.width) ? x : other;
-            break;
-          }
-          default: break;
+    }
+    if (!complete) continue;
+    const unsigned int mask = f.mask;
+    auto takes_part = [&](int other) {
+      return other < lanes && ((mask >> other) & 1u) && L.fibers[w0 + other].state == State::kWarp;
+    };
+    uint64_t ballot = 0, participants = 0;
+    for (int other = 0; other < lanes; ++other) {
+      if (!takes_part(other)) continue;
+      participants |= 1ull << other;
+      if (L.fibers[w0 + other].value != 0) ballot |= 1ull << other;
+    }
+    std::vector<int> released;
+    for (int other = 0; other < lanes; ++other) {
+      if (!takes_part(other)) continue;
+      Fiber& g = L.fibers[w0 + other];
+      const int seg = other & ~(g.width - 1), pos = other & (g.width - 1);
+      int src = other;
+      switch (g.op) {
+        case WarpOp::kShfl: src = seg + (g.arg & (g.width - 1)); break;
+        case WarpOp::kShflUp: src = pos >= g.arg ? other - g.arg : other; break;
+        case WarpOp::kShflDown: src = pos + g.arg < g.width ? other + g.arg : other; break;
+        case WarpOp::kShflXor: {
+          // Earlier groups of `width` lanes can be read; a later group gives the lane its own value.
+          const int x = other ^ g.arg;
+          src = x < seg + g.width ? x : other;
+          break;
         }
-        switch (g.op) {
-          case WarpOp::kBallot: g.result = ballot; break;
-          case WarpOp::kAny: g.result = ballot != 0; break;
-          case WarpOp::kAll: g.result = ballot == mask; break;
-          case WarpOp::kSync: g.result = 0; break;
-          default:
-            // Reading a lane outside the mask is undefined in CUDA: all-ones bits (a NaN, -1).
-            g.result = (src < lanes && ((mask >> src) & 1u)) ? L.fibers[w0 + src].value
-                                                              : ~uint64_t{0};
-        }
+        default: break;
       }
-      for (int other = 0; other < lanes; ++other) {
-        if ((mask >> other) & 1u) L.fibers[w0 + other].state = State::kRunnable;
+      switch (g.op) {
+        case WarpOp::kBallot: g.result = ballot; break;
+        case WarpOp::kAny: g.result = ballot != 0; break;
+        case WarpOp::kAll: g.result = ballot == participants; break;
+        case WarpOp::kSync: g.result = 0; break;
+        default:
+          // Reading a lane that does not take part is undefined in CUDA: all-ones bits (NaN, -1).
+          g.result = takes_part(src) ? L.fibers[w0 + src].value : ~uint64_t{0};
       }
-      released = true;
+      released.push_back(w0 + other);
+    }
+    for (int i : released) L.fibers[i].state = State::kRunnable;
+    return released;
+  }
+  return {};
+}
+
+// Why the lanes still waiting in warp collectives can never complete (every thread is blocked).
+inline std::string stuck_warps(const Launch& L) {
+  const int n = static_cast<int>(L.fibers.size());
+  for (int i = 0; i < n; ++i) {
+    const Fiber& f = L.fibers[i];
+    if (f.state != State::kWarp) continue;
+    const int w0 = i / kWarpSize * kWarpSize;
+    for (int other = 0; other < kWarpSize && w0 + other < n; ++other) {
+      if (((f.mask >> other) & 1u) && L.fibers[w0 + other].state == State::kBarrier) {
+        return block_name(L) + ": warp mask names lane " + std::to_string(other) +
+               ", which waits in __syncthreads";
+      }
     }
   }
-  return released;
+  return block_name(L) + ": threads wait in warp collectives whose lanes never arrive";
 }
 
 // The order in which the threads of a block run in phase `phase` (between two barriers).
@@ -433,7 +457,10 @@ inline void run_block(Launch& L, uint64_t block_linear) {
   L.shared_decls.clear();
   L.shared_top = 0;
 #if NGK_EMU_ASAN
-  ASAN_POISON_MEMORY_REGION(L.arena.data(), kSharedArenaBytes - L.dynamic_bytes);
+  const size_t base = dynamic_base(L);
+  ASAN_POISON_MEMORY_REGION(L.arena.data(), base);
+  ASAN_POISON_MEMORY_REGION(L.arena.data() + base + L.dynamic_bytes,
+                            kSharedArenaBytes - base - L.dynamic_bytes);
 #endif
   L.fibers.assign(n, Fiber{});
   for (int i = 0; i < n; ++i) {
@@ -453,13 +480,26 @@ inline void run_block(Launch& L, uint64_t block_linear) {
   }
   uint64_t phase = 0;
   std::vector<int> order = thread_order(n, block_linear, phase);
+  std::vector<int> position(n);
+  auto by_position = [&](int a, int b) { return position[a] < position[b]; };
   for (;;) {
-    for (int i : order) {
-      if (L.fibers[i].state == State::kRunnable) resume(L, i);
-      if (!L.error.empty()) return;
+    for (int i = 0; i < n; ++i) position[order[i]] = i;
+    for (int first : order) {
+      // Run the thread, then at once every lane its arrival (or exit) releases from a warp
+      // collective, and the lanes those release, before any other thread.
+      std::vector<int> ready{first};
+      while (!ready.empty()) {
+        const int i = ready.back();
+        ready.pop_back();
+        if (L.fibers[i].state != State::kRunnable) continue;
+        resume(L, i);
+        if (!L.error.empty()) return;
+        std::vector<int> released = resolve_warp(L, i / kWarpSize * kWarpSize);
+        if (!L.error.empty()) return;
+        std::sort(released.begin(), released.end(), by_position);
+        ready.insert(ready.end(), released.rbegin(), released.rend());
+      }
     }
-    if (resolve_warps(L)) continue;
-    if (!L.error.empty()) return;
     int at_barrier = 0, done = 0, at_warp = 0;
     for (const Fiber& f : L.fibers) {
       at_barrier += f.state == State::kBarrier;
@@ -468,8 +508,7 @@ inline void run_block(Launch& L, uint64_t block_linear) {
     }
     if (done == n) return;
     if (at_warp > 0) {
-      L.error = block_name(L) + ": " + std::to_string(at_warp) +
-                " threads wait in warp collectives whose lanes never arrive";
+      L.error = stuck_warps(L);
       return;
     }
     if (done > 0) {
@@ -511,7 +550,7 @@ inline void check_launch(const std::string& kernel, dim3 grid, dim3 block, size_
   if (static_cast<uint64_t>(block.x) * block.y * block.z > kMaxThreads) bad("more than 1024 threads per block");
   if (block.z > 64) bad("block.z > 64");
   if (grid.x > 2147483647u || grid.y > 65535u || grid.z > 65535u) bad("grid too large");
-  if (dynamic_shared > kMaxDynamicShared) bad("more than 48 KiB of dynamic shared memory");
+  if (dynamic_shared > kMaxShared) bad("more than 48 KiB of dynamic shared memory");
 }
 
 // Runs body (the kernel call) as every thread of every block of grid x block.
@@ -537,6 +576,9 @@ inline void run(const std::string& kernel, dim3 grid, dim3 block, size_t dynamic
   gridDim = grid;
   blockDim = block;
   current_launch = &L;
+  struct Reset {
+    ~Reset() { current_launch = nullptr; }
+  } reset;
   for (uint64_t b : block_order) {
     L.block_idx = uint3{static_cast<unsigned>(b % grid.x), static_cast<unsigned>((b / grid.x) % grid.y),
                         static_cast<unsigned>(b / (static_cast<uint64_t>(grid.x) * grid.y))};
@@ -544,7 +586,6 @@ inline void run(const std::string& kernel, dim3 grid, dim3 block, size_t dynamic
     run_block(L, b);
     if (!L.error.empty()) break;
   }
-  current_launch = nullptr;
 #if NGK_EMU_ASAN
   ASAN_UNPOISON_MEMORY_REGION(L.arena.data(), kSharedArenaBytes);
 #endif

@@ -44,6 +44,8 @@ inline void bind(pybind11::module_& m) {
         py::arg("dynamic_shared"));
   m.def("test_divergent_barrier", &ngk_emu_tests::divergent_barrier);
   m.def("test_full_mask_in_partial_warp", &ngk_emu_tests::full_mask_in_partial_warp);
+  m.def("test_warp_waits_for_barrier", &ngk_emu_tests::warp_waits_for_barrier);
+  m.def("test_block2d", &ngk_emu_tests::block2d, py::arg("input"));
   m.def("test_uninitialized_shared", &ngk_emu_tests::uninitialized_shared, py::arg("block"));
   m.def("test_shared_write", &ngk_emu_tests::shared_write, py::arg("offset"));
 }

@@ -17,15 +17,36 @@ using nerfgan_kernels::launch;
 
 constexpr int kMaxBlock = 1024;
 
-template <bool kSync>
+enum Sync : int { kNone = 0, kBlock = 1, kWarp = 2 };
+
+template <int kSync>
 __global__ void block_reverse_kernel(const float* __restrict__ in, float* __restrict__ out,
                                      int64_t n) {
   NGK_SHARED(float, tile, kMaxBlock);
   const int64_t start = static_cast<int64_t>(blockIdx.x) * blockDim.x;
   const int t = threadIdx.x;
   tile[t] = start + t < n ? in[start + t] : 0.0f;
-  if (kSync) __syncthreads();
+  if (kSync == kBlock) __syncthreads();
+  if (kSync == kWarp) __syncwarp();  // enough for a block of one warp only
   if (start + t < n) out[start + t] = tile[blockDim.x - 1 - t];
+}
+
+// 2-D blocks of 64 threads (two full warps), n a multiple of 64: per thread (linear id t),
+// out[0] the block reversed through dynamic shared memory, out[1] __shfl_xor_sync(lane ^ 8) at
+// width 8 (lanes 8..15 of each 16 read lanes 0..7; lanes 0..7 keep their value), out[2] the
+// warp's __any_sync(x > 1), out[3] its __all_sync(x > -3).
+__global__ void block2d_kernel(const float* __restrict__ in, float* __restrict__ out, int64_t n) {
+  NGK_DYNAMIC_SHARED(float, buffer);
+  const int t = threadIdx.x + blockDim.x * threadIdx.y;
+  const int threads = blockDim.x * blockDim.y;
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * threads + t;
+  const float x = in[i];
+  buffer[t] = x;
+  __syncthreads();
+  out[i] = buffer[threads - 1 - t];
+  out[n + i] = __shfl_xor_sync(0xffffffffu, x, 8, 8);
+  out[2 * n + i] = static_cast<float>(__any_sync(0xffffffffu, x > 1.0f));
+  out[3 * n + i] = static_cast<float>(__all_sync(0xffffffffu, x > -3.0f));
 }
 
 __global__ void warp_ops_kernel(const float* __restrict__ in, float* __restrict__ sums,
@@ -70,8 +91,20 @@ __global__ void divergent_barrier_kernel(float* out) {
   out[threadIdx.x] = 1.0f;
 }
 
-__global__ void full_mask_kernel(float* out) {
-  out[threadIdx.x] = __shfl_sync(0xffffffffu, 1.0f, 0);
+// Lanes 12..15 of every 16 exit; the rest vote with a full mask (exited and absent lanes do not
+// take part, as in CUDA).
+__global__ void full_mask_kernel(int64_t* out) {
+  if (threadIdx.x % 16 >= 12) return;
+  out[threadIdx.x] = __ballot_sync(0xffffffffu, 1);
+}
+
+__global__ void warp_waits_for_barrier_kernel(float* out) {
+  if (threadIdx.x == 0) {
+    __syncthreads();
+  } else {
+    __syncwarp();
+  }
+  out[threadIdx.x] = 1.0f;
 }
 
 __global__ void uninitialized_shared_kernel(float* out) {
@@ -85,14 +118,15 @@ __global__ void shared_write_kernel(float* out, int offset) {
   NGK_SHARED(float, tile, 32);
   tile[threadIdx.x] = 0.0f;
   __syncthreads();
-  tile[threadIdx.x + offset] = 1.0f;
+  float* row = tile;  // through a pointer: ASan (not UBSan's bounds check) must see an overflow
+  row[threadIdx.x + offset] = 1.0f;
   __syncthreads();
   out[threadIdx.x] = tile[threadIdx.x];
 }
 
 }  // namespace
 
-at::Tensor block_reverse(const at::Tensor& in, int64_t block, bool sync) {
+at::Tensor block_reverse(const at::Tensor& in, int64_t block, int64_t sync) {
   TORCH_CHECK(in.dim() == 1 && in.scalar_type() == at::kFloat, "in must be float32 (n,)");
   TORCH_CHECK(block >= 1 && block <= kMaxBlock, "block must be in [1, 1024]");
   const at::Tensor x = in.contiguous();
@@ -101,13 +135,28 @@ at::Tensor block_reverse(const at::Tensor& in, int64_t block, bool sync) {
   if (n == 0) return out;
   const auto blocks = static_cast<unsigned>((n + block - 1) / block);
   const auto threads = static_cast<unsigned>(block);
-  if (sync) {
-    launch<block_reverse_kernel<true>>(blocks, threads, 0, nullptr, x.data_ptr<float>(),
-                                       out.data_ptr<float>(), n);
+  const float* src = x.data_ptr<float>();
+  float* dst = out.data_ptr<float>();
+  TORCH_CHECK(sync >= kNone && sync <= kWarp, "sync must be 0 (none), 1 (block) or 2 (warp)");
+  if (sync == kBlock) {
+    launch<block_reverse_kernel<kBlock>>(blocks, threads, 0, nullptr, src, dst, n);
+  } else if (sync == kWarp) {
+    launch<block_reverse_kernel<kWarp>>(blocks, threads, 0, nullptr, src, dst, n);
   } else {
-    launch<block_reverse_kernel<false>>(blocks, threads, 0, nullptr, x.data_ptr<float>(),
-                                        out.data_ptr<float>(), n);
+    launch<block_reverse_kernel<kNone>>(blocks, threads, 0, nullptr, src, dst, n);
   }
+  return out;
+}
+
+at::Tensor block2d(const at::Tensor& in) {
+  TORCH_CHECK(in.dim() == 1 && in.scalar_type() == at::kFloat && in.numel() % 64 == 0,
+              "in must be float32 (n,), n a multiple of 64");
+  const at::Tensor x = in.contiguous();
+  const int64_t n = x.numel();
+  at::Tensor out = at::empty({4, n}, x.options());
+  if (n == 0) return out;
+  launch<block2d_kernel>(static_cast<unsigned>(n / 64), dim3(16, 4), 64 * sizeof(float), nullptr,
+                         x.data_ptr<float>(), out.data_ptr<float>(), n);
   return out;
 }
 
@@ -138,9 +187,15 @@ void divergent_barrier() {
   launch<divergent_barrier_kernel>(1, 64, 0, nullptr, out.data_ptr<float>());
 }
 
-void full_mask_in_partial_warp() {
-  at::Tensor out = at::zeros({48}, at::kFloat);
-  launch<full_mask_kernel>(1, 48, 0, nullptr, out.data_ptr<float>());
+at::Tensor full_mask_in_partial_warp() {
+  at::Tensor out = at::zeros({48}, at::kLong);
+  launch<full_mask_kernel>(1, 48, 0, nullptr, out.data_ptr<int64_t>());
+  return out;
+}
+
+void warp_waits_for_barrier() {
+  at::Tensor out = at::zeros({32}, at::kFloat);
+  launch<warp_waits_for_barrier_kernel>(1, 32, 0, nullptr, out.data_ptr<float>());
 }
 
 at::Tensor uninitialized_shared(int64_t block) {
