@@ -21,6 +21,7 @@ import argparse
 import concurrent.futures
 import dataclasses
 import glob
+import json
 import os
 import re
 import shutil
@@ -57,6 +58,10 @@ class Mutant:
 
     def key(self) -> tuple[str, str, str, str]:
         return (self.path, self.kernel, self.line, self.mutation)
+
+    def ident(self) -> str:
+        """Unique per mutant (two alike on one line differ by their offset)."""
+        return f"{self.path}:{self.start}:{self.mutation}"
 
     def apply(self, text: str) -> str:
         return text[:self.start] + self.replacement + text[self.end:]
@@ -243,7 +248,11 @@ def main(argv=None) -> int:
     ap.add_argument("--list", action="store_true", help="print the mutants and exit")
     ap.add_argument("--jobs", type=int, default=2, help="mutants tested at once")
     ap.add_argument("--work", default=os.path.join(ROOT, "build", "mutants"))
-    ap.add_argument("--timeout", type=float, default=900, help="seconds per test run")
+    ap.add_argument("--timeout", type=float, default=180,
+                    help="seconds per test run (a mutant that loops forever is killed by it)")
+    ap.add_argument("--results", default=None,
+                    help="JSON-lines checkpoint of the verdicts (default: WORK/results.jsonl); "
+                         "mutants already in it are not run again")
     args = ap.parse_args(argv)
 
     files = [os.path.abspath(f) for f in args.files] if args.files else sorted(
@@ -263,9 +272,22 @@ def main(argv=None) -> int:
         print(f"{len(mutants)} mutants")
         return 0
 
-    workers = [Worker(os.path.join(args.work, f"w{i}"), args.timeout) for i in range(args.jobs)]
+    results_path = args.results or os.path.join(args.work, "results.jsonl")
+    os.makedirs(os.path.dirname(os.path.abspath(results_path)), exist_ok=True)
+    verdicts: dict[Mutant, str] = {}
+    by_ident = {m.ident(): m for m in mutants}
+    if os.path.exists(results_path):
+        with open(results_path) as f:
+            for row in map(json.loads, f):
+                if row["ident"] in by_ident:
+                    verdicts[by_ident[row["ident"]]] = row["verdict"]
+    todo = [m for m in mutants if m not in verdicts]
+    print(f"{len(mutants)} mutants, {len(mutants) - len(todo)} already in {results_path}", flush=True)
+
+    workers = [Worker(os.path.join(args.work, f"w{i}"), args.timeout)
+               for i in range(min(args.jobs, max(len(todo), 1)))]
     with concurrent.futures.ThreadPoolExecutor(len(workers)) as pool:
-        for log in pool.map(Worker.prepare, workers):
+        for log in pool.map(Worker.prepare, workers if todo else []):
             if log is not None:
                 print(log[-3000:])
                 print("the unmutated copy does not build or pass")
@@ -273,21 +295,25 @@ def main(argv=None) -> int:
     started = time.time()
     free = list(workers)
     lock = threading.Lock()
-    verdicts: dict[Mutant, str] = {}
 
     def test(m: Mutant) -> None:
         with lock:
             worker = free.pop()
         try:
-            verdicts[m] = worker.verdict(m)
+            verdict = worker.verdict(m)
         finally:
             with lock:
                 free.append(worker)
+        with lock:
+            verdicts[m] = verdict
+            with open(results_path, "a") as f:
+                f.write(json.dumps({"ident": m.ident(), "verdict": verdict, "kernel": m.kernel,
+                                    "line": m.line}) + "\n")
                 print(f"[{len(verdicts)}/{len(mutants)} {time.time() - started:5.0f}s] "
                       f"{verdicts[m]:16s} {m.path}:{m.kernel}: {m.mutation}  | {m.line}", flush=True)
 
     with concurrent.futures.ThreadPoolExecutor(len(workers)) as pool:
-        list(pool.map(test, mutants))
+        list(pool.map(test, todo))
 
     survivors = [m for m in mutants if verdicts[m] == "SURVIVED"]
     killed = sum(v.startswith("killed") for v in verdicts.values())
