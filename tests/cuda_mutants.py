@@ -202,7 +202,8 @@ class Worker:
     def prepare(self) -> str | None:
         """Builds the unmutated copy, then again with a precompiled header of PCH_HEADERS made
         with the exact flags of that build. Returns an error log, or None."""
-        code, log = run(TESTS + ["every_global_kernel"], self.env, self.timeout)
+        build_timeout = max(self.timeout, 1800)  # a full build of the copy, not one mutant
+        code, log = run(TESTS + ["every_global_kernel"], self.env, build_timeout)
         if code != 0:
             return log
         ninja = open(os.path.join(self.build_dir, "build.ninja")).read()
@@ -214,7 +215,7 @@ class Worker:
         subprocess.run(f"{flag['cxx']} {flag['cflags']} {flag['post_cflags']} -x c++-header "
                        f"{header} -o {header}.gch", shell=True, check=True, cwd=self.build_dir)
         self.env["NGK_EMULATION_CFLAGS"] = f"-include {header} -Winvalid-pch"
-        code, log = run(TESTS + ["every_global_kernel"], self.env, self.timeout)
+        code, log = run(TESTS + ["every_global_kernel"], self.env, build_timeout)
         return None if code == 0 else log
 
     def verdict(self, m: Mutant) -> str:
