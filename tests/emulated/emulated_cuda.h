@@ -634,11 +634,19 @@ inline int __all_sync(unsigned int mask, int predicate) {
 }
 
 // Atomics: fibers are never preempted inside one, so a read-modify-write is atomic as it is.
+namespace ngk_emu {
+template <typename T, typename F>
+T read_modify_write(T* address, F update) {
+  const T old = *address;
+  *address = update(old);
+  return old;
+}
+}  // namespace ngk_emu
+
 template <typename T, typename U>
 T gpuAtomicAdd(T* address, U value) {
-  const T old = *address;
-  *address = static_cast<T>(old + static_cast<T>(value));
-  return old;
+  return ngk_emu::read_modify_write(address,
+                                    [&](T old) { return static_cast<T>(old + static_cast<T>(value)); });
 }
 template <typename T, typename U>
 T atomicAdd(T* address, U value) {
@@ -646,21 +654,17 @@ T atomicAdd(T* address, U value) {
 }
 template <typename T, typename U>
 T atomicMax(T* address, U value) {
-  const T old = *address;
-  *address = std::max(old, static_cast<T>(value));
-  return old;
+  return ngk_emu::read_modify_write(address,
+                                    [&](T old) { return std::max(old, static_cast<T>(value)); });
 }
 template <typename T, typename U>
 T atomicMin(T* address, U value) {
-  const T old = *address;
-  *address = std::min(old, static_cast<T>(value));
-  return old;
+  return ngk_emu::read_modify_write(address,
+                                    [&](T old) { return std::min(old, static_cast<T>(value)); });
 }
 template <typename T, typename U>
 T atomicExch(T* address, U value) {
-  const T old = *address;
-  *address = static_cast<T>(value);
-  return old;
+  return ngk_emu::read_modify_write(address, [&](T) { return static_cast<T>(value); });
 }
 template <typename T>
 T atomicCAS(T* address, T compare, T value) {
