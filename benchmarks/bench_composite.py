@@ -14,7 +14,8 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import bench_args, device_name, emit, peak_memory_mb, selected_devices, time_fn  # noqa: E402
+from common import (bench_args, device_name, emit, kernel_path, kernel_paths,  # noqa: E402
+                    peak_memory_mb, selected_devices, time_fn)
 
 import nerfgan_kernels  # noqa: E402
 from nerfgan_kernels.ops import _reference  # noqa: E402
@@ -32,13 +33,14 @@ def make_inputs(device, dtype, rays=128 * 128, samples=96, channels=32):
 
 def bench(device, dtype, repeats):
     colors, densities, depths = make_inputs(device, dtype)
-    impls = {
-        "reference": lambda c, s: _reference.composite(c, s, depths),
-        "kernel (exact)": lambda c, s: nerfgan_kernels.composite(c, s, depths, t_min=0.0, alpha_min=0.0),
-        "kernel (masked)": lambda c, s: nerfgan_kernels.composite(c, s, depths),
-    }
+    impls = {"reference": (lambda c, s: _reference.composite(c, s, depths), None)}
+    for path in kernel_paths(device):
+        tag = f", {path}" if path else ""
+        impls[f"kernel (exact{tag})"] = (
+            lambda c, s: nerfgan_kernels.composite(c, s, depths, t_min=0.0, alpha_min=0.0), path)
+        impls[f"kernel (masked{tag})"] = (lambda c, s: nerfgan_kernels.composite(c, s, depths), path)
     results = {}
-    for name, fn in impls.items():
+    for name, (fn, path) in impls.items():
         def fwd():
             with torch.no_grad():
                 fn(colors, densities)
@@ -50,8 +52,9 @@ def bench(device, dtype, repeats):
             rgb, depth, _ = fn(c, s)
             torch.autograd.grad(rgb.sum() + depth.sum(), (c, s))
 
-        results[name] = (time_fn(fwd, device, repeats), time_fn(fwd_bwd, device, repeats),
-                         peak_memory_mb(fwd_bwd, device))
+        with kernel_path(path):
+            results[name] = (time_fn(fwd, device, repeats), time_fn(fwd_bwd, device, repeats),
+                             peak_memory_mb(fwd_bwd, device))
     kept = nerfgan_kernels.composite(colors, densities, depths, return_stats=True)[3]
     skipped = 1 - kept.sum().item() / kept.numel() / (colors.shape[2] - 1)
     ref_f, ref_fb = results["reference"][:2]

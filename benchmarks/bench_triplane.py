@@ -13,7 +13,8 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import bench_args, device_name, emit, peak_memory_mb, selected_devices, time_fn  # noqa: E402
+from common import (bench_args, device_name, emit, kernel_path, kernel_paths,  # noqa: E402
+                    peak_memory_mb, selected_devices, time_fn)
 
 import nerfgan_kernels  # noqa: E402
 from nerfgan_kernels.ops import _reference  # noqa: E402
@@ -28,10 +29,11 @@ def make_inputs(device, dtype, batch=1, res=256, channels=32, points=128 * 128 *
 
 def bench(device: torch.device, dtype: torch.dtype, repeats: int) -> list[dict]:
     planes, coords = make_inputs(device, dtype)
-    rows = []
-    impls = {"kernel": nerfgan_kernels.triplane_sample, "reference": _reference.triplane_sample}
+    impls = {"reference": (_reference.triplane_sample, None)}
+    for path in kernel_paths(device):
+        impls["kernel" + (f" ({path})" if path else "")] = (nerfgan_kernels.triplane_sample, path)
     times = {}
-    for name, fn in impls.items():
+    for name, (fn, path) in impls.items():
         def fwd():
             with torch.no_grad():
                 fn(planes, coords, 1.0, "mean")
@@ -43,14 +45,19 @@ def bench(device: torch.device, dtype: torch.dtype, repeats: int) -> list[dict]:
             out = fn(p, c, 1.0, "mean")
             torch.autograd.grad(out, (p, c), torch.ones_like(out))
 
-        times[name] = (time_fn(fwd, device, repeats), time_fn(fwd_bwd, device, repeats),
-                       peak_memory_mb(fwd_bwd, device))
-    for i, what in enumerate(["forward", "forward+backward"]):
-        k, r = times["kernel"][i], times["reference"][i]
+        with kernel_path(path):
+            times[name] = (time_fn(fwd, device, repeats), time_fn(fwd_bwd, device, repeats),
+                           peak_memory_mb(fwd_bwd, device))
+    rows = []
+    ref_f, ref_fb = times["reference"][:2]
+    for name, (f, fb, mem) in times.items():
+        if name == "reference":
+            continue
         row = {"device": device_name(device), "dtype": str(dtype).replace("torch.", ""),
-               "pass": what, "kernel ms": k, "reference ms": r, "speed-up": r / k}
-        if device.type == "cuda" and i == 1:
-            row["pass"] += f" (peak MiB kernel {times['kernel'][2]:.0f} / ref {times['reference'][2]:.0f})"
+               "impl": name, "fwd ms": f, "ref fwd ms": ref_f, "fwd speed-up": ref_f / f,
+               "fwd+bwd ms": fb, "ref fwd+bwd ms": ref_fb, "fwd+bwd speed-up": ref_fb / fb}
+        if mem is not None:
+            row["peak MiB kernel / ref"] = f"{mem:.0f} / {times['reference'][2]:.0f}"
         rows.append(row)
     return rows
 

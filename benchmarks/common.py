@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import statistics
 import time
 
 import torch
+
+CPU_CAPABILITY_ENV = "NERFGAN_KERNELS_CPU_CAPABILITY"
 
 
 def sync(device: torch.device) -> None:
@@ -59,6 +63,35 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"CPU, {torch.get_num_threads()} threads"
+
+
+def kernel_paths(device: torch.device) -> list[str | None]:
+    """The kernel variants to time on ``device``: on the CPU the best instruction set and the
+    baseline ("default"), on CUDA the one kernel (None)."""
+    if device.type != "cpu":
+        return [None]
+    from nerfgan_kernels import _ext
+
+    paths = list(_ext._C.cpu_capabilities()) if _ext.extension_available() else ["default"]
+    return [paths[-1]] + (["default"] if len(paths) > 1 else [])
+
+
+@contextlib.contextmanager
+def kernel_path(path: str | None):
+    """Runs the CPU kernels on instruction set ``path`` (None: unchanged). The PyTorch reference
+    is untouched: it runs at torch's own default capability."""
+    if path is None:
+        yield
+        return
+    old = os.environ.get(CPU_CAPABILITY_ENV)
+    os.environ[CPU_CAPABILITY_ENV] = path
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ[CPU_CAPABILITY_ENV]
+        else:
+            os.environ[CPU_CAPABILITY_ENV] = old
 
 
 def bench_args(doc: str, repeats: int = 5, devices=("cpu", "cuda", "all"), default_device="all",

@@ -1,46 +1,40 @@
-// The one pybind11 module of nerfgan_kernels: every op is registered here and nowhere else.
+// The Python module nerfgan_kernels._C. The ops themselves are registered with the dispatcher
+// (ops.cpp) when the module is loaded; this module only says how it was built.
 #include <torch/extension.h>
 
-#include "render/composite.h"
-#include "render/importance.h"
-#include "triplane/triplane_sample.h"
+#include <string>
+#include <vector>
+
+#include "common/macros.h"
+#include "cpu/capability.h"
+
 #ifdef NGK_EMULATE_CUDA
 #include "emulation_bindings.h"  // tests/emulated: the emulator's controls and test kernels
 #endif
 
+#define NGK_STRINGIFY_(x) #x
+#define NGK_STRINGIFY(x) NGK_STRINGIFY_(x)
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.doc() = "nerfgan_kernels fused ops (CPU and, when compiled in, CUDA kernels)";
+  m.doc() = "nerfgan_kernels fused ops (CPU and, when compiled in, CUDA kernels); the ops are "
+            "torch.ops." NGK_STRINGIFY(NGK_LIBRARY);
+  m.attr("library") = NGK_STRINGIFY(NGK_LIBRARY);
 #ifdef NERFGAN_KERNELS_WITH_CUDA
   m.attr("with_cuda") = true;
 #else
   m.attr("with_cuda") = false;
 #endif
+  namespace cpu = nerfgan_kernels::cpu;
+  m.def("cpu_capability", [] { return std::string(cpu::name(cpu::current())); },
+        "The CPU kernels' instruction set now (NERFGAN_KERNELS_CPU_CAPABILITY or the best).");
+  m.def("cpu_capabilities", [] {
+    std::vector<std::string> names;
+    for (int c = 0; c <= static_cast<int>(cpu::best_supported()); ++c) {
+      names.emplace_back(cpu::name(static_cast<cpu::Capability>(c)));
+    }
+    return names;
+  }, "Every instruction set this CPU can run, baseline first.");
 #ifdef NGK_EMULATE_CUDA
   ngk_emu::bind(m);
 #endif
-  // ---- triplane_sample
-  m.def("triplane_sample_forward", &nerfgan_kernels::triplane_sample_forward, py::arg("planes"),
-        py::arg("coords"), py::arg("box_warp"), py::arg("reduce"));
-  m.def("triplane_sample_backward", &nerfgan_kernels::triplane_sample_backward,
-        py::arg("grad_out"), py::arg("planes"), py::arg("coords"), py::arg("box_warp"),
-        py::arg("reduce"), py::arg("need_planes"), py::arg("need_coords"));
-
-  // ---- composite (render/composite.h)
-  m.def("composite_forward", &nerfgan_kernels::composite_forward, py::arg("colors"),
-        py::arg("densities"), py::arg("depths"), py::arg("depth_range"), py::arg("white_back"),
-        py::arg("t_min"), py::arg("alpha_min"));
-  m.def("composite_backward", &nerfgan_kernels::composite_backward, py::arg("grad_rgb"),
-        py::arg("grad_depth"), py::arg("grad_weights"), py::arg("colors"), py::arg("densities"),
-        py::arg("depths"), py::arg("depth_range"), py::arg("stats"), py::arg("white_back"),
-        py::arg("t_min"), py::arg("alpha_min"));
-
-  // ---- sample_pdf, merge_samples (render/importance.h)
-  m.def("sample_pdf_forward", &nerfgan_kernels::sample_pdf_forward, py::arg("depths_coarse"),
-        py::arg("weights_coarse"), py::arg("u"));
-  m.def("merge_samples_index", &nerfgan_kernels::merge_samples_index, py::arg("depths_a"),
-        py::arg("depths_b"));
-  m.def("merge_gather_forward", &nerfgan_kernels::merge_gather_forward, py::arg("index"),
-        py::arg("values_a"), py::arg("values_b"));
-  m.def("merge_gather_backward", &nerfgan_kernels::merge_gather_backward, py::arg("grad_out"),
-        py::arg("index"), py::arg("Sa"), py::arg("Sb"), py::arg("need_a"), py::arg("need_b"));
 }

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import torch
 
-CPU_DTYPES = (torch.float32, torch.float64)
+# Features (planes, colours, values) per device; geometry (coords, depths) is never half.
+CPU_DTYPES = (torch.float32, torch.float64, torch.bfloat16)
 CUDA_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+GEOMETRY_DTYPES = (torch.float32, torch.float64)
 
 
 def check_tensor(t, name: str, shape: str, dim: int | None = None, sizes: dict | None = None):
@@ -27,6 +29,23 @@ def check_float(t: torch.Tensor, name: str) -> None:
     if t.dtype not in allowed:
         names = ", ".join(str(d).replace("torch.", "") for d in allowed)
         raise ValueError(f"{name} must have dtype {names} on {t.device.type}, got {t.dtype}")
+
+
+def geometry_dtype(features: torch.dtype) -> torch.dtype:
+    """The mixed-dtype contract: coords / depths are float64 with float64 features, else float32."""
+    return torch.float64 if features == torch.float64 else torch.float32
+
+
+def check_geometry(t: torch.Tensor, name: str, features: torch.Tensor, features_name: str) -> None:
+    """``t`` (geometry) is on the features' device, in ``geometry_dtype(features.dtype)``."""
+    if t.device != features.device:
+        raise ValueError(f"{name} and {features_name} must be on the same device, got {t.device} "
+                         f"and {features.device}")
+    want = geometry_dtype(features.dtype)
+    if t.dtype != want:
+        raise ValueError(f"{name} must have dtype {want} for {features.dtype} {features_name} "
+                         f"(geometry stays float32, or float64 with float64 {features_name}), "
+                         f"got {t.dtype}")
 
 
 def check_same(a: torch.Tensor, name_a: str, b: torch.Tensor, name_b: str) -> None:

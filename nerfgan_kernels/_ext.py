@@ -1,4 +1,5 @@
-"""Access to the compiled extension ``nerfgan_kernels._C`` with a one-time fallback warning."""
+"""Access to the compiled extension ``nerfgan_kernels._C`` and its ops (``torch.ops.nerfgan_kernels``)
+with a one-time fallback warning."""
 
 from __future__ import annotations
 
@@ -6,13 +7,17 @@ import warnings
 
 import torch
 
+from . import _library
+
 try:
-    from . import _C  # type: ignore[attr-defined]
+    from . import _C  # type: ignore[attr-defined]  (loading it registers the ops' kernels)
 
     _IMPORT_ERROR: Exception | None = None
+    _OPS = _library.register(_C.library)
 except ImportError as exc:  # not built, or built for another torch
     _C = None
     _IMPORT_ERROR = exc
+    _OPS = None
 
 _warned: set[str] = set()
 
@@ -34,8 +39,8 @@ def cuda_available() -> bool:
 
 
 def kernel_for(device: torch.device, op: str):
-    """The extension module if it can run ``op`` on ``device``; None (after one warning) when the
-    caller must fall back to the PyTorch reference."""
+    """The ops namespace ``torch.ops.nerfgan_kernels`` if its kernels can run ``op`` on ``device``;
+    None (after one warning) when the caller must fall back to the PyTorch reference."""
     if _C is None:
         _warn_once(
             "import",
@@ -54,4 +59,4 @@ def kernel_for(device: torch.device, op: str):
     if device.type not in ("cpu", "cuda"):
         _warn_once(device.type, f"nerfgan_kernels: no kernels for device {device}; using the reference.")
         return None
-    return _C
+    return _OPS

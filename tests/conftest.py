@@ -2,3 +2,23 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import pytest  # noqa: E402
+
+CPU_CAPABILITY_ENV = "NERFGAN_KERNELS_CPU_CAPABILITY"
+
+
+def _cpu_paths() -> list[str]:
+    """Every CPU instruction-set path of the kernels this machine can run (baseline first)."""
+    try:
+        from nerfgan_kernels import _ext
+    except ImportError:
+        return ["default"]
+    return list(_ext._C.cpu_capabilities()) if _ext.extension_available() else ["default"]
+
+
+@pytest.fixture(params=_cpu_paths())
+def cpu_path(request, monkeypatch):
+    """Runs the test once per CPU kernel path (NERFGAN_KERNELS_CPU_CAPABILITY)."""
+    monkeypatch.setenv(CPU_CAPABILITY_ENV, request.param)
+    return request.param

@@ -131,25 +131,17 @@ def test_emulated_triplane_one_input_needs_grad_and_non_contiguous(on_emulated):
 
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float16, 3e-3), (torch.bfloat16, 2e-2)])
-def test_emulated_triplane_half_features_accumulate_in_float32(emu, dtype, tol):
+def test_emulated_triplane_half_planes_float32_coords(emu, dtype, tol):
+    """The mixed-dtype contract: half planes, float32 coords; against float32 inputs."""
     planes, coords = triplane_inputs(2, 2, 9, 8, 6, 100)
-    planes_h, coords_h = planes.to(dtype), coords.to(dtype)
     up = torch.randn(2, 100, 9)
     ref_out, ref_grads = with_grads(
-        lambda p, c: _reference.triplane_sample(p, c, 1.0, "mean"),
-        [planes_h.float(), coords_h.float()], [up])
-    out, grads = with_grads(
-        lambda p, c: triplane_mod._TriplaneSample.apply(emu, p, c, 1.0, "mean"),
-        [planes_h, coords_h], [up.to(dtype)])
-    assert out[0].dtype == dtype and grads[0].dtype == dtype and grads[1].dtype == dtype
-    assert rel_err(out[0].float(), ref_out[0]) <= tol
-    assert rel_err(grads[0].float(), ref_grads[0]) <= tol
-    # Rounded coords sit on a coarse grid, often on texel edges, where the coordinate gradient
-    # jumps and grid_sample may take the other side: compare it with the CPU kernel's (the same
-    # stencil code) on the same rounded inputs instead.
-    _, cpu_grads = with_grads(lambda p, c: nerfgan_kernels.triplane_sample(p, c, 1.0, "mean"),
-                              [planes_h.float(), coords_h.float()], [up.to(dtype).float()])
-    assert rel_err(grads[1].float(), cpu_grads[1]) <= tol
+        lambda p, c: _reference.triplane_sample(p, c, 1.0, "mean"), [planes, coords], [up])
+    out, grads = with_grads(lambda p, c: emu.ops.triplane_sample(p, c, 1.0, "mean"),
+                            [planes.to(dtype), coords], [up.to(dtype)])
+    assert out[0].dtype == dtype and grads[0].dtype == dtype and grads[1].dtype == torch.float32
+    for got, want in zip([out[0], *grads], [ref_out[0], *ref_grads]):
+        assert rel_err(got.float(), want) <= tol
 
 
 @pytest.mark.parametrize("Np, Nc, M, C", [(1, 3, 0, 4), (0, 1, 5, 4), (2, 2, 6, 0)])
@@ -210,14 +202,20 @@ def test_emulated_composite_gradcheck_float64_and_stats(on_emulated):
 
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float16, 3e-3), (torch.bfloat16, 2e-2)])
-def test_emulated_composite_half_precision(emu, dtype, tol):
+def test_emulated_composite_half_features_float32_depths(emu, dtype, tol):
+    """The mixed-dtype contract: half colours and densities, float32 depths; against float32."""
     colors, densities, depths = random_rays(2, 50, 48, 5)
-    c, s, t = colors.to(dtype), densities.to(dtype), depths.to(dtype)
-    ref = _reference.composite(c.float(), s.float(), t.float(), **EXACT)
-    rng = torch.stack([t.min(), t.max()])
-    out = composite_mod._Composite.apply(emu, c, s, t, rng, False, 0.0, 0.0)
-    assert out[0].dtype == dtype
-    assert rel_err(out[0].float(), ref[0]) <= tol and rel_err(out[2].float(), ref[2]) <= tol
+    upstream = composite_upstream((2, 50, 48, 5))
+    ref_out, ref_grads = with_grads(lambda c, s: _reference.composite(c, s, depths, **EXACT),
+                                    [colors, densities], upstream)
+    rng = torch.stack([depths.min(), depths.max()])
+    out, grads = with_grads(
+        lambda c, s: emu.ops.composite(c, s, depths, rng, False, 0.0, 0.0)[:3],
+        [colors.to(dtype), densities.to(dtype)], [upstream[0].to(dtype), *upstream[1:]])
+    assert out[0].dtype == dtype and out[1].dtype == out[2].dtype == torch.float32
+    assert grads[0].dtype == grads[1].dtype == dtype
+    for got, want in zip([*out, *grads], [*ref_out, *ref_grads]):
+        assert rel_err(got.float(), want) <= tol
 
 
 def test_emulated_composite_empty_rays(on_emulated):
@@ -245,8 +243,8 @@ def test_emulated_sample_pdf_matches_cpu_kernel_and_reference(emu, shape, u_layo
         u = {"shared": random_u(1, 1, n, dtype=dtype)[0],  # (n,): one row for every ray
              "rows": random_u(N, R, n, dtype=dtype),
              "deterministic": torch.linspace(0, 1, n, dtype=dtype)}[u_layout]
-        got = emu.sample_pdf_forward(depths, weights, u)
-        assert torch.equal(got, _ext._C.sample_pdf_forward(depths, weights, u))
+        got = emu.ops.sample_pdf(depths, weights, u)
+        assert torch.equal(got, torch.ops.nerfgan_kernels.sample_pdf(depths, weights, u))
         ref = _reference.sample_pdf(depths, weights, n, u=u.expand(N * R, n))
         assert rel_err(got, ref) <= TOL
 
@@ -280,22 +278,22 @@ def test_emulated_merge_matches_cpu_kernel_and_reference(emu, monkeypatch, shape
 
 def test_emulated_merge_one_side_grad_half_values_and_bad_index(emu):
     depths_a, values_a, depths_b, values_b = merge_inputs(2, 3, 6, 5)
-    depths, index = emu.merge_samples_index(depths_a, depths_b)
-    assert torch.equal(index, _ext._C.merge_samples_index(depths_a, depths_b)[1])
+    depths, index = emu.ops.merge_samples_index(depths_a, depths_b)
+    assert torch.equal(index, torch.ops.nerfgan_kernels.merge_samples_index(depths_a, depths_b)[1])
     for dtype in (torch.float16, torch.bfloat16):
         va, vb = values_a[0].to(dtype), values_b[0].to(dtype)
-        assert torch.equal(emu.merge_gather_forward(index, va, vb),
-                           _ext._C.merge_gather_forward(index, va.float(), vb.float()).to(dtype))
+        assert torch.equal(emu.ops.merge_gather(index, va, vb),
+                           torch.ops.nerfgan_kernels.merge_gather(index, va.float(), vb.float()).to(dtype))
     grad = torch.randn(2, 3, 11, 32)
-    only_b = emu.merge_gather_backward(grad, index, 6, 5, False, True)
-    both = _ext._C.merge_gather_backward(grad, index, 6, 5, True, True)
-    assert only_b[0] is None and torch.equal(only_b[1], both[1])
+    only_b = emu.ops.merge_gather_backward(grad, index, 6, 5, False, True)
+    both = torch.ops.nerfgan_kernels.merge_gather_backward(grad, index, 6, 5, True, True)
+    assert only_b[0].numel() == 0 and torch.equal(only_b[1], both[1])
     # A hand-made index with out-of-range slots (C++ consumers) reads 0 and writes nothing.
     bad = torch.tensor([[[2, -1, 7]]])
     a, b = torch.randn(1, 1, 2, 3), torch.randn(1, 1, 1, 3)
-    assert torch.equal(emu.merge_gather_forward(bad, a, b), _ext._C.merge_gather_forward(bad, a, b))
-    got = emu.merge_gather_backward(torch.ones(1, 1, 3, 3), bad, 2, 1, True, True)
-    want = _ext._C.merge_gather_backward(torch.ones(1, 1, 3, 3), bad, 2, 1, True, True)
+    assert torch.equal(emu.ops.merge_gather(bad, a, b), torch.ops.nerfgan_kernels.merge_gather(bad, a, b))
+    got = emu.ops.merge_gather_backward(torch.ones(1, 1, 3, 3), bad, 2, 1, True, True)
+    want = torch.ops.nerfgan_kernels.merge_gather_backward(torch.ones(1, 1, 3, 3), bad, 2, 1, True, True)
     assert all(torch.equal(x, y) for x, y in zip(got, want))
 
 
@@ -440,18 +438,18 @@ def exercise_every_op(emu):
     """One forward + backward of every op through the emulated kernels."""
     planes, coords = triplane_inputs(2, 2, 5, 6, 7, 30)
     for reduce in ("none", "mean"):
-        out = emu.triplane_sample_forward(planes, coords, 1.0, reduce)
-        emu.triplane_sample_backward(torch.ones_like(out), planes, coords, 1.0, reduce, True, True)
+        out = emu.ops.triplane_sample(planes, coords, 1.0, reduce)
+        emu.ops.triplane_sample_backward(torch.ones_like(out), planes, coords, 1.0, reduce, True, True)
     colors, densities, depths = random_rays(1, 6, 8, 3)
     rng = torch.stack([depths.min(), depths.max()])
-    rgb, depth, weights, stats = emu.composite_forward(colors, densities, depths, rng, False, 0.0, 0.0)
-    emu.composite_backward(torch.ones_like(rgb), torch.ones_like(depth), torch.ones_like(weights),
+    rgb, depth, weights, stats = emu.ops.composite(colors, densities, depths, rng, False, 0.0, 0.0)
+    emu.ops.composite_backward(torch.ones_like(rgb), torch.ones_like(depth), torch.ones_like(weights),
                            colors, densities, depths, rng, stats, False, 0.0, 0.0)
     d, w = coarse_inputs(1, 3, 8)
-    fine = emu.sample_pdf_forward(d, w, random_u(1, 3, 5))
-    merged, index = emu.merge_samples_index(d, fine)
-    values = emu.merge_gather_forward(index, d, fine)
-    emu.merge_gather_backward(torch.ones_like(values), index, 8, 5, True, True)
+    fine = emu.ops.sample_pdf(d, w, random_u(1, 3, 5))
+    merged, index = emu.ops.merge_samples_index(d, fine)
+    values = emu.ops.merge_gather(index, d, fine)
+    emu.ops.merge_gather_backward(torch.ones_like(values), index, 8, 5, True, True)
 
 
 def test_every_global_kernel_runs_emulated(emu):

@@ -382,27 +382,27 @@ def test_merge_bad_inputs_raise_naming_the_argument():
 
 def test_cpp_checks_name_the_argument():
     # C++ consumers call the kernels without the Python checks: TORCH_CHECK must catch the same.
-    ext = _ext._C
+    ext = torch.ops.nerfgan_kernels
     depths, weights = coarse_inputs(2, 3, 8)
     u = torch.rand(6, 4)
     with pytest.raises(RuntimeError, match="D >= 4"):
-        ext.sample_pdf_forward(depths[:, :, :3], weights[:, :, :2], u)
+        ext.sample_pdf(depths[:, :, :3], weights[:, :, :2], u)
     with pytest.raises(RuntimeError, match="weights_coarse must have shape"):
-        ext.sample_pdf_forward(depths, weights[:, :, :5], u)
+        ext.sample_pdf(depths, weights[:, :, :5], u)
     with pytest.raises(RuntimeError, match="u must have shape"):
-        ext.sample_pdf_forward(depths, weights, torch.rand(5, 4))
+        ext.sample_pdf(depths, weights, torch.rand(5, 4))
     with pytest.raises(RuntimeError, match="depths_coarse must be float32 or float64"):
-        ext.sample_pdf_forward(depths.half(), weights.half(), u.half())
+        ext.sample_pdf(depths.half(), weights.half(), u.half())
     depths_a, values_a, depths_b, values_b = merge_inputs(2, 3, 4, 5)
     with pytest.raises(RuntimeError, match="depths_b must have shape"):
         ext.merge_samples_index(depths_a, depths_b[:1])
     _, index = ext.merge_samples_index(depths_a, depths_b)
     with pytest.raises(RuntimeError, match="index must be int64"):
-        ext.merge_gather_forward(index.int(), values_a[0], values_b[0])
+        ext.merge_gather(index.int(), values_a[0], values_b[0])
     with pytest.raises(RuntimeError, match="values_b must have the channel count"):
-        ext.merge_gather_forward(index, values_a[0], values_b[1])
+        ext.merge_gather(index, values_a[0], values_b[1])
     with pytest.raises(RuntimeError, match="index must have shape"):
-        ext.merge_gather_forward(index[:, :, :8], values_a[0], values_b[0])
+        ext.merge_gather(index[:, :, :8], values_a[0], values_b[0])
     with pytest.raises(RuntimeError, match="grad_out must have shape"):
         ext.merge_gather_backward(torch.randn(2, 3, 8, 4), index, 4, 5, True, True)
 
@@ -411,10 +411,10 @@ def test_gather_ignores_out_of_range_indices():
     # A hand-made index (C++ consumers) never reads or writes out of bounds: such slots read 0.
     values_a, values_b = torch.randn(1, 1, 2, 3), torch.randn(1, 1, 1, 3)
     index = torch.tensor([[[2, -1, 7]]])
-    out = _ext._C.merge_gather_forward(index, values_a, values_b)
+    out = torch.ops.nerfgan_kernels.merge_gather(index, values_a, values_b)
     assert torch.equal(out[0, 0, 0], values_b[0, 0, 0])
     assert torch.equal(out[0, 0, 1:], torch.zeros(2, 3))
-    grad_a, grad_b = _ext._C.merge_gather_backward(torch.ones(1, 1, 3, 3), index, 2, 1, True, True)
+    grad_a, grad_b = torch.ops.nerfgan_kernels.merge_gather_backward(torch.ones(1, 1, 3, 3), index, 2, 1, True, True)
     assert torch.equal(grad_a, torch.zeros(1, 1, 2, 3)) and torch.equal(grad_b, torch.ones(1, 1, 1, 3))
 
 

@@ -39,17 +39,31 @@ inline void check_size(const at::Tensor& t, const char* name, int64_t dim, int64
               " in dimension ", dim, ", got ", t.sizes());
 }
 
-// CPU tensors: float32/float64. CUDA tensors: float32/float64/float16/bfloat16.
+// Features (planes, colours, values): float32/float64/bfloat16 on the CPU, also float16 on CUDA.
 inline void check_float_dtype(const at::Tensor& t, const char* name) {
+  const auto type = t.scalar_type();
+  const bool full = type == at::kFloat || type == at::kDouble;
   if (runs_cuda_kernels(t)) {
-    TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble ||
-                    t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16,
-                name, " must be float32, float64, float16 or bfloat16 on CUDA, got ",
-                t.scalar_type());
+    TORCH_CHECK(full || type == at::kHalf || type == at::kBFloat16, name,
+                " must be float32, float64, float16 or bfloat16 on CUDA, got ", type);
   } else {
-    TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble, name,
-                " must be float32 or float64 on the CPU, got ", t.scalar_type());
+    TORCH_CHECK(full || type == at::kBFloat16, name,
+                " must be float32, float64 or bfloat16 on the CPU, got ", type);
   }
+}
+
+// The mixed-dtype contract: geometry (coords, depths, depth ranges) is never rounded to half
+// precision. It is float64 with float64 features, float32 with any other feature dtype.
+inline at::ScalarType geometry_dtype(at::ScalarType features) {
+  return features == at::kDouble ? at::kDouble : at::kFloat;
+}
+
+inline void check_geometry_dtype(const at::Tensor& t, const char* name, const at::Tensor& features,
+                                 const char* features_name) {
+  const auto want = geometry_dtype(features.scalar_type());
+  TORCH_CHECK(t.scalar_type() == want, name, " must be ", want, " for ", features.scalar_type(),
+              " ", features_name, " (geometry stays float32, or float64 with float64 ",
+              features_name, "), got ", t.scalar_type());
 }
 
 inline void check_same_device(const at::Tensor& a, const char* name_a, const at::Tensor& b,

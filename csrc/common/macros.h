@@ -3,6 +3,17 @@
 
 #if defined(__CUDACC__)
 #define NGK_HOST_DEVICE __host__ __device__ __forceinline__
+#elif defined(__GNUC__)
+// Always inlined, so that each CPU kernel compiles the math with its own instruction set
+// (cpu/simd.h).
+#define NGK_HOST_DEVICE inline __attribute__((always_inline))
 #else
 #define NGK_HOST_DEVICE inline
+#endif
+
+// The torch.library namespace of the ops: torch.ops.nerfgan_kernels.<op>. The emulated build
+// of tests/emulated registers the same ops under its own namespace, so that both can be loaded
+// in one process.
+#ifndef NGK_LIBRARY
+#define NGK_LIBRARY nerfgan_kernels
 #endif

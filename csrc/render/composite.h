@@ -8,21 +8,21 @@
 
 #include <ATen/core/Tensor.h>
 
-#include <vector>
+#include <tuple>
 
 namespace nerfgan_kernels {
 
-std::vector<at::Tensor> composite_forward(const at::Tensor& colors, const at::Tensor& densities,
-                                          const at::Tensor& depths, const at::Tensor& depth_range,
-                                          bool white_back, double t_min, double alpha_min);
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> composite_forward(
+    const at::Tensor& colors, const at::Tensor& densities, const at::Tensor& depths,
+    const at::Tensor& depth_range, bool white_back, double t_min, double alpha_min);
 
 // grad_rgb (N, R, C), grad_depth (N, R, 1), grad_weights (N, R, S-1, 1) (undefined = zero).
-// Returns {grad_colors (N, R, S, C), grad_densities (N, R, S, 1)}. No gradient to depths.
-std::vector<at::Tensor> composite_backward(const at::Tensor& grad_rgb, const at::Tensor& grad_depth,
-                                           const at::Tensor& grad_weights, const at::Tensor& colors,
-                                           const at::Tensor& densities, const at::Tensor& depths,
-                                           const at::Tensor& depth_range, const at::Tensor& stats,
-                                           bool white_back, double t_min, double alpha_min);
+// Returns (grad_colors (N, R, S, C), grad_densities (N, R, S, 1)). No gradient to depths.
+std::tuple<at::Tensor, at::Tensor> composite_backward(
+    const at::Tensor& grad_rgb, const at::Tensor& grad_depth, const at::Tensor& grad_weights,
+    const at::Tensor& colors, const at::Tensor& densities, const at::Tensor& depths,
+    const at::Tensor& depth_range, const at::Tensor& stats, bool white_back, double t_min,
+    double alpha_min);
 
 namespace composite {
 

@@ -1,5 +1,5 @@
 // CUDA kernels of composite: one thread per ray; the math is composite_math.h.
-// float16/bfloat16 inputs are marched in float32.
+// float16/bfloat16 features are marched in float32; depths, depth and weights are float32.
 #include <ATen/AccumulateType.h>
 #include <ATen/Dispatch.h>
 #include <ATen/ops/empty.h>
@@ -18,17 +18,18 @@ namespace {
 constexpr int kThreads = 128;
 
 int blocks_for(int64_t rays) {
-  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>((rays + kThreads - 1) / kThreads, 65535 * 8)));
+  const int64_t blocks = (rays + kThreads - 1) / kThreads;
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(blocks, 65535 * 8)));
 }
 
 template <typename scalar_t, typename acc_t>
 __global__ void forward_kernel(const scalar_t* __restrict__ c, const scalar_t* __restrict__ sigma,
-                               const scalar_t* __restrict__ t, const scalar_t* __restrict__ range,
+                               const acc_t* __restrict__ t, const acc_t* __restrict__ range,
                                int64_t rays, int64_t S, int64_t C, bool white_back, acc_t t_min,
                                acc_t alpha_min, acc_t* __restrict__ rgb_acc,
-                               scalar_t* __restrict__ rgb, scalar_t* __restrict__ depth,
-                               scalar_t* __restrict__ weights, acc_t* __restrict__ stats) {
-  const acc_t lo = static_cast<acc_t>(range[0]), hi = static_cast<acc_t>(range[1]);
+                               scalar_t* __restrict__ rgb, acc_t* __restrict__ depth,
+                               acc_t* __restrict__ weights, acc_t* __restrict__ stats) {
+  const acc_t lo = range[0], hi = range[1];
   for (int64_t r = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; r < rays;
        r += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     march_forward<scalar_t, acc_t>(c + r * S * C, sigma + r * S, t + r * S, S, C, lo, hi,
@@ -39,14 +40,14 @@ __global__ void forward_kernel(const scalar_t* __restrict__ c, const scalar_t* _
 
 template <typename scalar_t, typename acc_t>
 __global__ void backward_kernel(const scalar_t* __restrict__ g_rgb,
-                                const scalar_t* __restrict__ g_depth,
-                                const scalar_t* __restrict__ g_weights,
+                                const acc_t* __restrict__ g_depth,
+                                const acc_t* __restrict__ g_weights,
                                 const scalar_t* __restrict__ c, const scalar_t* __restrict__ sigma,
-                                const scalar_t* __restrict__ t, const scalar_t* __restrict__ range,
+                                const acc_t* __restrict__ t, const acc_t* __restrict__ range,
                                 const acc_t* __restrict__ stats, int64_t rays, int64_t S,
                                 int64_t C, bool white_back, acc_t t_min, acc_t alpha_min,
                                 scalar_t* __restrict__ grad_c, scalar_t* __restrict__ grad_sigma) {
-  const acc_t lo = static_cast<acc_t>(range[0]), hi = static_cast<acc_t>(range[1]);
+  const acc_t lo = range[0], hi = range[1];
   for (int64_t r = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; r < rays;
        r += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     march_backward<scalar_t, acc_t>(g_rgb + r * C, g_depth + r, g_weights + r * (S - 1),
@@ -78,11 +79,12 @@ void forward_cuda(const at::Tensor& colors, const at::Tensor& densities, const a
           acc_p = acc.data_ptr<acc_t>();
         }
         launch<forward_kernel<scalar_t, acc_t>>(
-            blocks_for(rays), kThreads, 0, stream, colors.data_ptr<scalar_t>(), densities.data_ptr<scalar_t>(),
-            depths.data_ptr<scalar_t>(), depth_range.data_ptr<scalar_t>(), rays, S, C,
+            blocks_for(rays), kThreads, 0, stream, colors.data_ptr<scalar_t>(),
+            densities.data_ptr<scalar_t>(),
+            depths.data_ptr<acc_t>(), depth_range.data_ptr<acc_t>(), rays, S, C,
             opt.white_back, static_cast<acc_t>(opt.t_min), static_cast<acc_t>(opt.alpha_min),
-            acc_p, rgb.data_ptr<scalar_t>(), depth.data_ptr<scalar_t>(),
-            weights.data_ptr<scalar_t>(), stats.data_ptr<acc_t>());
+            acc_p, rgb.data_ptr<scalar_t>(), depth.data_ptr<acc_t>(),
+            weights.data_ptr<acc_t>(), stats.data_ptr<acc_t>());
       });
 }
 
@@ -99,10 +101,11 @@ void backward_cuda(const at::Tensor& grad_rgb, const at::Tensor& grad_depth,
       at::kHalf, at::kBFloat16, colors.scalar_type(), "composite_backward_cuda", [&] {
         using acc_t = at::acc_type<scalar_t, true>;
         launch<backward_kernel<scalar_t, acc_t>>(
-            blocks_for(rays), kThreads, 0, stream, grad_rgb.data_ptr<scalar_t>(), grad_depth.data_ptr<scalar_t>(),
-            grad_weights.data_ptr<scalar_t>(), colors.data_ptr<scalar_t>(),
-            densities.data_ptr<scalar_t>(), depths.data_ptr<scalar_t>(),
-            depth_range.data_ptr<scalar_t>(), stats.data_ptr<acc_t>(), rays, S, C,
+            blocks_for(rays), kThreads, 0, stream, grad_rgb.data_ptr<scalar_t>(),
+            grad_depth.data_ptr<acc_t>(), grad_weights.data_ptr<acc_t>(),
+            colors.data_ptr<scalar_t>(), densities.data_ptr<scalar_t>(),
+            depths.data_ptr<acc_t>(), depth_range.data_ptr<acc_t>(), stats.data_ptr<acc_t>(),
+            rays, S, C,
             opt.white_back, static_cast<acc_t>(opt.t_min), static_cast<acc_t>(opt.alpha_min),
             grad_colors.data_ptr<scalar_t>(), grad_densities.data_ptr<scalar_t>());
       });

@@ -108,23 +108,24 @@ NGK_HOST_DEVICE T interval_backward(const Interval<T>& iv, T transmittance, T G,
 namespace nerfgan_kernels {
 namespace composite {
 
-// One ray, forward. Inputs: c (S, C), sigma (S), t (S). Outputs: rgb_out (C) = 2 * rgb - 1
-// (+ white background), depth_out, weights_out (S - 1), stats (3) = [W, sum w * t_mid, kept].
-// rgb_acc (C) is accumulation scratch; it may alias rgb_out when scalar_t == acc_t.
+// One ray, forward. Inputs: c (S, C), sigma (S) in the features' type, t (S) in acc_t. Outputs:
+// rgb_out (C) = 2 * rgb - 1 (+ white background), depth_out, weights_out (S - 1) and stats (3) =
+// [W, sum w * t_mid, kept] in acc_t. rgb_acc (C) is accumulation scratch; it may alias rgb_out
+// when scalar_t == acc_t.
 template <typename scalar_t, typename acc_t>
-NGK_HOST_DEVICE void march_forward(const scalar_t* c, const scalar_t* sigma, const scalar_t* t,
+NGK_HOST_DEVICE void march_forward(const scalar_t* c, const scalar_t* sigma, const acc_t* t,
                                    int64_t S, int64_t C, acc_t lo, acc_t hi, bool white_back,
                                    acc_t t_min, acc_t alpha_min, acc_t* rgb_acc, scalar_t* rgb_out,
-                                   scalar_t* depth_out, scalar_t* weights_out, acc_t* stats) {
+                                   acc_t* depth_out, acc_t* weights_out, acc_t* stats) {
   for (int64_t ch = 0; ch < C; ++ch) rgb_acc[ch] = acc_t(0);
   acc_t T = 1, W = 0, D = 0, kept = 0;
   for (int64_t k = 0; k + 1 < S; ++k) {
-    weights_out[k] = scalar_t(0);
+    weights_out[k] = acc_t(0);
     if (terminated(T, t_min)) continue;  // the remaining weights stay 0
     const Interval<acc_t> iv = make_interval<acc_t>(sigma[k], sigma[k + 1], t[k], t[k + 1]);
     if (skipped(iv.alpha, alpha_min)) continue;
     const acc_t w = iv.alpha * T;
-    weights_out[k] = static_cast<scalar_t>(w);
+    weights_out[k] = w;
     const scalar_t* c0 = c + k * C;
     const scalar_t* c1 = c0 + C;
     for (int64_t ch = 0; ch < C; ++ch) {
@@ -140,7 +141,7 @@ NGK_HOST_DEVICE void march_forward(const scalar_t* c, const scalar_t* sigma, con
     if (white_back) v = v + acc_t(1) - W;
     rgb_out[ch] = static_cast<scalar_t>(v * acc_t(2) - acc_t(1));
   }
-  *depth_out = static_cast<scalar_t>(final_depth(D, W, lo, hi));
+  *depth_out = final_depth(D, W, lo, hi);
   stats[0] = W;
   stats[1] = D;
   stats[2] = kept;
@@ -163,10 +164,11 @@ NGK_HOST_DEVICE acc_t weight_grad(const scalar_t* c0, const scalar_t* g_rgb, int
 // One ray, backward, recomputing the march from the inputs (two sweeps: the first sums
 // G_k * w_k over the kept intervals, the second forms each interval's gradient from its prefix).
 // grad_c (S, C) and grad_sigma (S) must be zero on entry. stats = [W, D, kept] from the forward.
+// g_depth, g_weights and t are in acc_t (the geometry's type), the rest in the features' type.
 template <typename scalar_t, typename acc_t>
-NGK_HOST_DEVICE void march_backward(const scalar_t* g_rgb, const scalar_t* g_depth,
-                                    const scalar_t* g_weights, const scalar_t* c,
-                                    const scalar_t* sigma, const scalar_t* t, int64_t S, int64_t C,
+NGK_HOST_DEVICE void march_backward(const scalar_t* g_rgb, const acc_t* g_depth,
+                                    const acc_t* g_weights, const scalar_t* c,
+                                    const scalar_t* sigma, const acc_t* t, int64_t S, int64_t C,
                                     acc_t lo, acc_t hi, bool white_back, acc_t t_min,
                                     acc_t alpha_min, const acc_t* stats, scalar_t* grad_c,
                                     scalar_t* grad_sigma) {

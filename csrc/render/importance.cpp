@@ -2,6 +2,7 @@
 #include "importance.h"
 
 #include "../common/checks.h"
+#include "../common/outputs.h"
 
 namespace nerfgan_kernels {
 namespace importance {
@@ -83,8 +84,8 @@ at::Tensor sample_pdf_forward(const at::Tensor& depths_coarse, const at::Tensor&
   return out;
 }
 
-std::vector<at::Tensor> merge_samples_index(const at::Tensor& depths_a,
-                                            const at::Tensor& depths_b) {
+std::tuple<at::Tensor, at::Tensor> merge_samples_index(const at::Tensor& depths_a,
+                                                       const at::Tensor& depths_b) {
   using namespace importance;
   check_dim(depths_a, "depths_a", 4, "(N, R, Sa, 1)");
   check_size(depths_a, "depths_a", 3, 1, "(N, R, Sa, 1)");
@@ -141,8 +142,9 @@ at::Tensor merge_gather_forward(const at::Tensor& index, const at::Tensor& value
   return out;
 }
 
-std::vector<at::Tensor> merge_gather_backward(const at::Tensor& grad_out, const at::Tensor& index,
-                                              int64_t Sa, int64_t Sb, bool need_a, bool need_b) {
+std::tuple<at::Tensor, at::Tensor> merge_gather_backward(const at::Tensor& grad_out,
+                                                         const at::Tensor& index, int64_t Sa,
+                                                         int64_t Sb, bool need_a, bool need_b) {
   using namespace importance;
   TORCH_CHECK(Sa >= 0 && Sb >= 0, "Sa and Sb must be >= 0, got ", Sa, " and ", Sb);
   check_dim(grad_out, "grad_out", 4, "(N, R, Sa + Sb, C)");
@@ -154,7 +156,8 @@ std::vector<at::Tensor> merge_gather_backward(const at::Tensor& grad_out, const 
   // Zero-initialized: a permutation writes every entry once, anything else leaves no garbage.
   if (need_a) grad_a = at::zeros({N, R, Sa, C}, grad_out.options());
   if (need_b) grad_b = at::zeros({N, R, Sb, C}, grad_out.options());
-  if (!(need_a || need_b) || grad_out.numel() == 0) return {grad_a, grad_b};
+  const auto opts = grad_out.options();
+  if (!(need_a || need_b) || grad_out.numel() == 0) return {or_empty(grad_a, opts), or_empty(grad_b, opts)};
   const at::Tensor grad_c = grad_out.contiguous();
   const at::Tensor index_c = index.contiguous();
   if (runs_cuda_kernels(index)) {
@@ -164,7 +167,7 @@ std::vector<at::Tensor> merge_gather_backward(const at::Tensor& grad_out, const 
   } else {
     gather_backward_cpu(grad_c, index_c, Sa, Sb, grad_a, grad_b);
   }
-  return {grad_a, grad_b};
+  return {or_empty(grad_a, opts), or_empty(grad_b, opts)};
 }
 
 }  // namespace nerfgan_kernels

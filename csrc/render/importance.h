@@ -13,7 +13,7 @@
 
 #include <ATen/core/Tensor.h>
 
-#include <vector>
+#include <tuple>
 
 #include "importance_math.h"
 
@@ -23,16 +23,18 @@ namespace nerfgan_kernels {
 at::Tensor sample_pdf_forward(const at::Tensor& depths_coarse, const at::Tensor& weights_coarse,
                               const at::Tensor& u);
 
-// Returns {depths (N, R, Sa+Sb, 1), index (N, R, Sa+Sb) int64}.
-std::vector<at::Tensor> merge_samples_index(const at::Tensor& depths_a, const at::Tensor& depths_b);
+// Returns (depths (N, R, Sa+Sb, 1), index (N, R, Sa+Sb) int64).
+std::tuple<at::Tensor, at::Tensor> merge_samples_index(const at::Tensor& depths_a,
+                                                       const at::Tensor& depths_b);
 
 at::Tensor merge_gather_forward(const at::Tensor& index, const at::Tensor& values_a,
                                 const at::Tensor& values_b);
 
 // index must be a permutation of [0, Sa+Sb) per ray (as merge_samples_index makes it). Returns
-// {grad_values_a (N, R, Sa, C), grad_values_b (N, R, Sb, C)}; undefined where need_* is false.
-std::vector<at::Tensor> merge_gather_backward(const at::Tensor& grad_out, const at::Tensor& index,
-                                              int64_t Sa, int64_t Sb, bool need_a, bool need_b);
+// (grad_values_a (N, R, Sa, C), grad_values_b (N, R, Sb, C)); empty (0,) where need_* is false.
+std::tuple<at::Tensor, at::Tensor> merge_gather_backward(const at::Tensor& grad_out,
+                                                         const at::Tensor& index, int64_t Sa,
+                                                         int64_t Sb, bool need_a, bool need_b);
 
 namespace importance {
 

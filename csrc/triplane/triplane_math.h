@@ -60,6 +60,7 @@ NGK_HOST_DEVICE void plane_uv_backward(int k, T gu, T gv, T scale, T& gx, T& gy,
 template <typename T>
 struct Stencil {
   int64_t offset[4];  // y * W + x of each tap
+  int64_t y0;         // row of taps 0 and 1 (taps 2 and 3 are on row y0 + 1); 0 if none is valid
   bool valid[4];
   T weight[4];
   T wx0, wx1, wy0, wy1;  // 1-D weights: wx0 = x1 - ix, wx1 = ix - x0 (same for y)
@@ -82,6 +83,7 @@ NGK_HOST_DEVICE Stencil<T> make_stencil(T u, T v, int64_t H, int64_t W) {
       s.weight[t] = T(0);
     }
     s.wx0 = s.wx1 = s.wy0 = s.wy1 = T(0);
+    s.y0 = 0;
     return s;
   }
   using std::floor;  // float overload on the host
@@ -91,6 +93,7 @@ NGK_HOST_DEVICE Stencil<T> make_stencil(T u, T v, int64_t H, int64_t W) {
   const int64_t y0 = static_cast<int64_t>(fy0);
   const int64_t x1 = x0 + 1;
   const int64_t y1 = y0 + 1;
+  s.y0 = y0;
   s.wx0 = (fx0 + T(1)) - ix;
   s.wx1 = ix - fx0;
   s.wy0 = (fy0 + T(1)) - iy;

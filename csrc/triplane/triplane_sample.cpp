@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "../common/checks.h"
+#include "../common/outputs.h"
 
 namespace nerfgan_kernels {
 namespace triplane {
@@ -26,7 +27,7 @@ void check_inputs(const at::Tensor& planes, const at::Tensor& coords, double box
   check_size(coords, "coords", 2, 3, "(Nc, M, 3)");
   check_same_device(planes, "planes", coords, "coords");
   check_float_dtype(planes, "planes");
-  check_same_dtype(planes, "planes", coords, "coords");
+  check_geometry_dtype(coords, "coords", planes, "planes");
   broadcast_batch(planes.size(0), "planes", coords.size(0), "coords");
   TORCH_CHECK(std::isfinite(box_warp) && box_warp > 0, "box_warp must be a positive number, got ",
               box_warp);
@@ -59,11 +60,12 @@ at::Tensor triplane_sample_forward(const at::Tensor& planes, const at::Tensor& c
   return forward_cpu(planes_cl, coords_c, scale, r);
 }
 
-std::vector<at::Tensor> triplane_sample_backward(const at::Tensor& grad_out,
-                                                 const at::Tensor& planes,
-                                                 const at::Tensor& coords, double box_warp,
-                                                 const std::string& reduce, bool need_planes,
-                                                 bool need_coords) {
+std::tuple<at::Tensor, at::Tensor> triplane_sample_backward(const at::Tensor& grad_out,
+                                                            const at::Tensor& planes,
+                                                            const at::Tensor& coords,
+                                                            double box_warp,
+                                                            const std::string& reduce,
+                                                            bool need_planes, bool need_coords) {
   using namespace triplane;
   const Reduce r = parse_reduce(reduce);
   check_inputs(planes, coords, box_warp);
@@ -97,7 +99,7 @@ std::vector<at::Tensor> triplane_sample_backward(const at::Tensor& grad_out,
     grads = backward_cpu(grad_c, planes_cl, coords_c, scale, r, need_planes, need_coords);
   }
   if (grads[0].defined()) grads[0] = grads[0].permute({0, 1, 4, 2, 3});  // back to (Np,3,C,H,W)
-  return grads;
+  return {or_empty(grads[0], planes.options()), or_empty(grads[1], coords.options())};
 }
 
 }  // namespace nerfgan_kernels

@@ -10,6 +10,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "triplane_math.h"
@@ -20,13 +21,14 @@ namespace nerfgan_kernels {
 at::Tensor triplane_sample_forward(const at::Tensor& planes, const at::Tensor& coords,
                                    double box_warp, const std::string& reduce);
 
-// Returns {grad_planes (Np, 3, C, H, W), grad_coords (Nc, M, 3)}; an undefined tensor where the
+// Returns (grad_planes (Np, 3, C, H, W), grad_coords (Nc, M, 3)); an empty (0,) tensor where the
 // corresponding need_* flag is false.
-std::vector<at::Tensor> triplane_sample_backward(const at::Tensor& grad_out,
-                                                 const at::Tensor& planes,
-                                                 const at::Tensor& coords, double box_warp,
-                                                 const std::string& reduce, bool need_planes,
-                                                 bool need_coords);
+std::tuple<at::Tensor, at::Tensor> triplane_sample_backward(const at::Tensor& grad_out,
+                                                            const at::Tensor& planes,
+                                                            const at::Tensor& coords,
+                                                            double box_warp,
+                                                            const std::string& reduce,
+                                                            bool need_planes, bool need_coords);
 
 namespace triplane {
 

@@ -1,5 +1,6 @@
 // CUDA kernels of triplane_sample. The math is in triplane_math.h; this file holds indexing,
-// launch configuration and atomics. float16/bfloat16 are computed with float32 accumulation.
+// launch configuration and atomics. float16/bfloat16 planes are computed with float32
+// accumulation; coords are always in the accumulation type (never rounded to half).
 #include <ATen/AccumulateType.h>
 #include <ATen/Dispatch.h>
 #include <ATen/ops/empty.h>
@@ -24,7 +25,7 @@ int blocks_for(int64_t work) {
 // same channels-last texel.
 template <typename scalar_t, typename acc_t>
 __global__ void forward_kernel(const scalar_t* __restrict__ planes,
-                               const scalar_t* __restrict__ coords, scalar_t* __restrict__ out,
+                               const acc_t* __restrict__ coords, scalar_t* __restrict__ out,
                                Sizes s, acc_t scale, Reduce reduce) {
   const int64_t total = s.N * s.M * s.C;
   const int64_t plane_size = s.plane_size();
@@ -34,10 +35,10 @@ __global__ void forward_kernel(const scalar_t* __restrict__ planes,
     const int64_t i = idx / s.C;
     const int64_t m = i % s.M;
     const int64_t n = i / s.M;
-    const scalar_t* p = coords + ((s.Nc == 1 ? 0 : n) * s.M + m) * 3;
-    const acc_t x = static_cast<acc_t>(p[0]);
-    const acc_t y = static_cast<acc_t>(p[1]);
-    const acc_t z = static_cast<acc_t>(p[2]);
+    const acc_t* p = coords + ((s.Nc == 1 ? 0 : n) * s.M + m) * 3;
+    const acc_t x = p[0];
+    const acc_t y = p[1];
+    const acc_t z = p[2];
     const scalar_t* planes_n = planes + (s.Np == 1 ? 0 : n) * 3 * plane_size;
     acc_t total_val = 0;
     for (int k = 0; k < 3; ++k) {
@@ -65,7 +66,7 @@ __global__ void forward_kernel(const scalar_t* __restrict__ planes,
 template <typename scalar_t, typename acc_t>
 __global__ void backward_kernel(const scalar_t* __restrict__ grad,
                                 const scalar_t* __restrict__ planes,
-                                const scalar_t* __restrict__ coords,
+                                const acc_t* __restrict__ coords,
                                 acc_t* __restrict__ grad_planes, acc_t* __restrict__ grad_coords_pp,
                                 Sizes s, acc_t scale, Reduce reduce) {
   const int64_t total = s.N * 3 * s.M;
@@ -77,10 +78,9 @@ __global__ void backward_kernel(const scalar_t* __restrict__ grad,
     const int64_t nk = idx / s.M;
     const int k = static_cast<int>(nk % 3);
     const int64_t n = nk / 3;
-    const scalar_t* p = coords + ((s.Nc == 1 ? 0 : n) * s.M + m) * 3;
+    const acc_t* p = coords + ((s.Nc == 1 ? 0 : n) * s.M + m) * 3;
     acc_t u, v;
-    plane_uv(k, static_cast<acc_t>(p[0]), static_cast<acc_t>(p[1]), static_cast<acc_t>(p[2]),
-             scale, u, v);
+    plane_uv(k, p[0], p[1], p[2], scale, u, v);
     const Stencil<acc_t> st = make_stencil(u, v, s.H, s.W);
     const int64_t slice = (s.Np == 1 ? 0 : n) * 3 + k;
     const scalar_t* base = planes + slice * plane_size;
@@ -133,7 +133,7 @@ at::Tensor forward_cuda(const at::Tensor& planes_cl, const at::Tensor& coords, d
         using acc_t = at::acc_type<scalar_t, true>;
         launch<forward_kernel<scalar_t, acc_t>>(
             blocks_for(work), kThreads, 0, stream, planes_cl.data_ptr<scalar_t>(),
-            coords.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), s, static_cast<acc_t>(scale),
+            coords.data_ptr<acc_t>(), out.data_ptr<scalar_t>(), s, static_cast<acc_t>(scale),
             reduce);
       });
   return out;
@@ -147,7 +147,7 @@ std::vector<at::Tensor> backward_cuda(const at::Tensor& grad_out, const at::Tens
   const auto acc_dtype = at::toAccumulateType(planes_cl.scalar_type(), /*is_cuda=*/true);
   at::Tensor grad_planes, grad_coords_pp;
   if (need_planes) grad_planes = at::zeros(planes_cl.sizes(), planes_cl.options().dtype(acc_dtype));
-  if (need_coords) grad_coords_pp = at::zeros({s.N, 3, s.M, 3}, coords.options().dtype(acc_dtype));
+  if (need_coords) grad_coords_pp = at::zeros({s.N, 3, s.M, 3}, coords.options());
   const int64_t work = s.N * 3 * s.M;
   if (work > 0 && (need_planes || need_coords)) {
     const auto stream = current_stream();
@@ -156,7 +156,7 @@ std::vector<at::Tensor> backward_cuda(const at::Tensor& grad_out, const at::Tens
           using acc_t = at::acc_type<scalar_t, true>;
           launch<backward_kernel<scalar_t, acc_t>>(
               blocks_for(work), kThreads, 0, stream, grad_out.data_ptr<scalar_t>(),
-              planes_cl.data_ptr<scalar_t>(), coords.data_ptr<scalar_t>(),
+              planes_cl.data_ptr<scalar_t>(), coords.data_ptr<acc_t>(),
               need_planes ? grad_planes.data_ptr<acc_t>() : nullptr,
               need_coords ? grad_coords_pp.data_ptr<acc_t>() : nullptr, s,
               static_cast<acc_t>(scale), reduce);
@@ -166,7 +166,6 @@ std::vector<at::Tensor> backward_cuda(const at::Tensor& grad_out, const at::Tens
   if (need_coords) {
     grad_coords = grad_coords_pp.sum(1);  // (N, M, 3)
     if (s.Nc == 1 && s.N > 1) grad_coords = grad_coords.sum(0, /*keepdim=*/true);
-    grad_coords = grad_coords.to(coords.scalar_type());
   }
   if (need_planes) grad_planes = grad_planes.to(planes_cl.scalar_type());
   return {grad_planes, grad_coords};

@@ -25,8 +25,12 @@ def triplane_sample(planes: torch.Tensor, coords: torch.Tensor, box_warp: float 
     """Reference tri-plane sampling, one ``grid_sample`` call over all planes as EG3D does.
 
     planes (Np, 3, C, H, W), coords (Nc, M, 3), Np == Nc or one of them 1; N = broadcast batch.
-    Returns (N, 3, M, C) for reduce="none", else (N, M, C) (mean or sum over the planes).
+    Returns (N, 3, M, C) for reduce="none", else (N, M, C) (mean or sum over the planes), in the
+    planes' dtype. Half-precision planes (the mixed-dtype contract: coords float32) are sampled
+    in the coords' precision.
     """
+    if planes.dtype != coords.dtype:
+        return triplane_sample(planes.to(coords.dtype), coords, box_warp, reduce).to(planes.dtype)
     Np, _, C, H, W = planes.shape
     Nc, M, _ = coords.shape
     N = Nc if Np == 1 else Np
@@ -67,8 +71,15 @@ def composite(colors: torch.Tensor, densities: torch.Tensor, depths: torch.Tenso
     below alpha_min, or that start with transmittance below t_min, are skipped (weight 0,
     transmittance unchanged). depth_range = (lo, hi) clamps the depth (default: min/max of
     ``depths``). Division by a zero weight total gives depth ``hi`` with zero gradient (EG3D's
-    forward value; its gradient there would be NaN).
+    forward value; its gradient there would be NaN). Half-precision colours and densities (the
+    mixed-dtype contract: depths float32) are marched in the depths' precision; rgb comes back in
+    the colours' dtype, depth and weights in the depths'.
     """
+    if colors.dtype != depths.dtype:
+        rgb, depth, weights = composite(colors.to(depths.dtype), densities.to(depths.dtype), depths,
+                                        white_back=white_back, t_min=t_min, alpha_min=alpha_min,
+                                        depth_range=depth_range)
+        return rgb.to(colors.dtype), depth, weights
     deltas = depths[:, :, 1:] - depths[:, :, :-1]
     colors_mid = (colors[:, :, :-1] + colors[:, :, 1:]) / 2
     densities_mid = F.softplus((densities[:, :, :-1] + densities[:, :, 1:]) / 2 - 1)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.autograd.function import once_differentiable
 
 from .. import _checks
 from .._ext import kernel_for
@@ -16,33 +15,6 @@ DEFAULT_T_MIN = 1e-4
 DEFAULT_ALPHA_MIN = 1e-6
 
 
-class _Composite(torch.autograd.Function):
-    """Autograd glue. The backward recomputes the march from the inputs and the per-ray totals
-    (no per-sample intermediates are saved); it is once differentiable (no double backward)."""
-
-    @staticmethod
-    def forward(ctx, ext, colors, densities, depths, depth_range, white_back, t_min, alpha_min):
-        rgb, depth, weights, stats = ext.composite_forward(
-            colors, densities, depths, depth_range, white_back, t_min, alpha_min)
-        ctx.ext, ctx.options = ext, (white_back, t_min, alpha_min)
-        ctx.save_for_backward(colors, densities, depths, depth_range, stats)
-        ctx.mark_non_differentiable(stats)
-        return rgb, depth, weights, stats
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_rgb, grad_depth, grad_weights, _grad_stats):
-        colors, densities, depths, depth_range, stats = ctx.saved_tensors
-        grad_colors, grad_densities = ctx.ext.composite_backward(
-            grad_rgb.contiguous(), grad_depth.contiguous(), grad_weights.contiguous(), colors,
-            densities, depths, depth_range, stats, *ctx.options)
-        if not ctx.needs_input_grad[1]:
-            grad_colors = None
-        if not ctx.needs_input_grad[2]:
-            grad_densities = None
-        return None, grad_colors, grad_densities, None, None, None, None, None
-
-
 def _validate(colors, densities, depths, t_min, alpha_min) -> None:
     _checks.check_tensor(colors, "colors", "(N, R, S, C)", dim=4)
     N, R, S, _ = colors.shape
@@ -51,8 +23,9 @@ def _validate(colors, densities, depths, t_min, alpha_min) -> None:
     for t, name in ((densities, "densities"), (depths, "depths")):
         _checks.check_tensor(t, name, f"(N, R, S, 1) = ({N}, {R}, {S}, 1)", dim=4,
                              sizes={0: N, 1: R, 2: S, 3: 1})
-        _checks.check_same(colors, "colors", t, name)
     _checks.check_float(colors, "colors")
+    _checks.check_same(colors, "colors", densities, "densities")
+    _checks.check_geometry(depths, "depths", colors, "colors")
     for value, name in ((t_min, "t_min"), (alpha_min, "alpha_min")):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value < 1):
             raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
@@ -102,8 +75,14 @@ def composite(colors: torch.Tensor, densities: torch.Tensor, depths: torch.Tenso
     alpha_min = 1e-6 give eps <= 3e-4 for EG3D's 96 samples. The gradient is the exact gradient
     of the masked computation (skipped samples get zero gradient).
 
-    Gradients flow to colors and densities (once differentiable). dtypes: float32/float64 on
-    the CPU; float32/float64/float16/bfloat16 on CUDA (float32 accumulation).
+    Gradients flow to colors and densities (once differentiable). The op is
+    ``torch.ops.nerfgan_kernels.composite`` (fake kernel, autograd and autocast registered).
+
+    dtypes (the mixed-dtype contract): colors and densities float32, float64 or bfloat16 (CPU
+    and CUDA) or float16 (CUDA), both the same; depths and depth_range float64 with float64
+    colours, else float32 (never rounded to half). The march runs in float32 (float64 for
+    float64); rgb has the colours' dtype, depth and weights the depths' dtype. Under autocast,
+    colours and densities are cast to the autocast dtype, depths stay float32.
     """
     _validate(colors, densities, depths, t_min, alpha_min)
     range_t = _depth_range_tensor(depth_range, depths)
@@ -116,9 +95,9 @@ def composite(colors: torch.Tensor, densities: torch.Tensor, depths: torch.Tenso
             kept = (weights[..., 0] > 0).sum(-1)
             return rgb, depth, weights, kept
         return rgb, depth, weights
-    rgb, depth, weights, stats = _Composite.apply(
-        ext, colors, densities, depths.detach(), range_t.to(colors.dtype), bool(white_back),
-        float(t_min), float(alpha_min))
+    rgb, depth, weights, stats = ext.composite(
+        colors, densities, depths.detach(), range_t, bool(white_back), float(t_min),
+        float(alpha_min))
     if return_stats:
         return rgb, depth, weights, stats[..., 2].round().long()
     return rgb, depth, weights

@@ -6,34 +6,14 @@ from __future__ import annotations
 import numbers
 
 import torch
-from torch.autograd.function import once_differentiable
 
 from .. import _checks
 from .._ext import kernel_for
 from . import _reference
 
 
-class _MergeGather(torch.autograd.Function):
-    """Reorders one values tensor pair by the merge index. The backward scatters the gradient
-    back (a permutation per ray); once differentiable: no double backward."""
-
-    @staticmethod
-    def forward(ctx, ext, index, values_a, values_b):
-        ctx.ext, ctx.sizes = ext, (values_a.shape[2], values_b.shape[2])
-        ctx.save_for_backward(index)
-        return ext.merge_gather_forward(index, values_a, values_b)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_out):
-        (index,) = ctx.saved_tensors
-        grad_a, grad_b = ctx.ext.merge_gather_backward(
-            grad_out, index, *ctx.sizes, ctx.needs_input_grad[2], ctx.needs_input_grad[3])
-        return None, None, grad_a, grad_b
-
-
 def _check_depth_dtype(t: torch.Tensor, name: str) -> None:
-    if t.dtype not in _checks.CPU_DTYPES:
+    if t.dtype not in _checks.GEOMETRY_DTYPES:
         raise ValueError(f"{name} must have dtype float32 or float64, got {t.dtype}")
 
 
@@ -95,7 +75,7 @@ def sample_pdf(depths_coarse: torch.Tensor, weights_coarse: torch.Tensor, n: int
                                      deterministic=deterministic)
     u = _reference.importance_u(depths_coarse, n, u=u, generator=generator,
                                 deterministic=deterministic)
-    return ext.sample_pdf_forward(depths_coarse.detach(), weights_coarse.detach(), u.detach())
+    return ext.sample_pdf(depths_coarse.detach(), weights_coarse.detach(), u.detach())
 
 
 def _validate_merge(depths_a, values_a, depths_b, values_b) -> None:
@@ -157,5 +137,5 @@ def merge_samples(depths_a: torch.Tensor, values_a, depths_b: torch.Tensor, valu
     if ext is None:
         return _reference.merge_samples(depths_a, values_a, depths_b, values_b)
     depths, index = ext.merge_samples_index(depths_a.detach(), depths_b.detach())
-    values = [_MergeGather.apply(ext, index, va, vb) for va, vb in zip(values_a, values_b)]
+    values = [ext.merge_gather(index, va, vb) for va, vb in zip(values_a, values_b)]
     return depths, values

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.autograd.function import once_differentiable
 
 from .. import _checks
 from .._ext import kernel_for
@@ -14,34 +13,13 @@ from . import _reference
 REDUCTIONS = ("none", "mean", "sum")
 
 
-class _TriplaneSample(torch.autograd.Function):
-    """Autograd glue for the compiled kernels. Backward is once-differentiable: the backward of
-    the backward (double backward) is not implemented."""
-
-    @staticmethod
-    def forward(ctx, ext, planes, coords, box_warp, reduce):
-        ctx.ext, ctx.box_warp, ctx.reduce = ext, box_warp, reduce
-        ctx.save_for_backward(planes, coords)
-        return ext.triplane_sample_forward(planes, coords, box_warp, reduce)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_out):
-        planes, coords = ctx.saved_tensors
-        need_planes, need_coords = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
-        grad_planes, grad_coords = ctx.ext.triplane_sample_backward(
-            grad_out.to(planes.dtype), planes, coords, ctx.box_warp, ctx.reduce, need_planes,
-            need_coords)
-        return None, grad_planes, grad_coords, None, None
-
-
 def _validate(planes, coords, box_warp, reduce) -> None:
     _checks.check_tensor(planes, "planes", "(Np, 3, C, H, W)", dim=5, sizes={1: 3})
     if planes.shape[3] == 0 or planes.shape[4] == 0:
         raise ValueError(f"planes must have shape (Np, 3, C, H, W) with H, W >= 1, got {tuple(planes.shape)}")
     _checks.check_tensor(coords, "coords", "(Nc, M, 3)", dim=3, sizes={2: 3})
     _checks.check_float(planes, "planes")
-    _checks.check_same(planes, "planes", coords, "coords")
+    _checks.check_geometry(coords, "coords", planes, "planes")
     _checks.broadcast_batch(planes.shape[0], "planes", coords.shape[0], "coords")
     if not (isinstance(box_warp, (int, float)) and math.isfinite(box_warp) and box_warp > 0):
         raise ValueError(f"box_warp must be a positive number, got {box_warp!r}")
@@ -64,11 +42,18 @@ def triplane_sample(planes: torch.Tensor, coords: torch.Tensor, box_warp: float 
     Points are scaled by 2 / box_warp and projected as plane 0 = (x, y), plane 1 = (x, z),
     plane 2 = (z, x) (EG3D's quirk); bilinear with align_corners=False and zero padding, so points
     outside the box read zeros. Gradients flow to planes and coords (once differentiable: no
-    double backward). dtypes: float32/float64 on the CPU; float32/float64/float16/bfloat16 on CUDA
-    (float32 accumulation). Equals ``_reference.triplane_sample`` to float rounding.
+    double backward). The op is ``torch.ops.nerfgan_kernels.triplane_sample`` (fake kernel,
+    autograd and autocast registered: torch.compile traces it without a graph break).
+
+    dtypes (the mixed-dtype contract): planes float32, float64 or bfloat16 (CPU and CUDA) or
+    float16 (CUDA); coords float64 with float64 planes, else float32 (never rounded to half).
+    Accumulation in float32 (float64 for float64); the output and the planes' gradient have the
+    planes' dtype, the coords' gradient the coords'. Under autocast, planes are cast to the
+    autocast dtype and coords stay float32. Equals ``_reference.triplane_sample`` to float
+    rounding.
     """
     _validate(planes, coords, box_warp, reduce)
     ext = kernel_for(planes.device, "triplane_sample")
     if ext is None:
         return _reference.triplane_sample(planes, coords, box_warp, reduce)
-    return _TriplaneSample.apply(ext, planes, coords, float(box_warp), reduce)
+    return ext.triplane_sample(planes, coords, float(box_warp), reduce)

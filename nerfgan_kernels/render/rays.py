@@ -77,7 +77,7 @@ def look_at_camera(h, v, radius: float = FFHQ_RADIUS, lookat=FFHQ_PIVOT, intrins
     rotation[:, :3, :3] = torch.stack((right, up, forward), dim=-1)
     translation = torch.eye(4, device=device).repeat(B, 1, 1)
     translation[:, :3, 3] = origins
-    cam2world = translation @ rotation
+    cam2world = (translation[:, :, :, None] * rotation[:, None, :, :]).sum(2)  # float32 under autocast
     if intrinsics is None:
         intrinsics = ffhq_intrinsics(device)
     intrinsics = torch.as_tensor(intrinsics, dtype=torch.float32, device=device)
@@ -132,7 +132,9 @@ def rays_from_matrices(cam2world: torch.Tensor, intrinsics: torch.Tensor, resolu
     x_lift = (x_cam - cx + cy * sk / fy - sk * y_cam / fy) / fx * z_cam
     y_lift = (y_cam - cy) / fy * z_cam
     cam_rel_points = torch.stack((x_lift, y_lift, z_cam, torch.ones_like(z_cam)), dim=-1)
-    world_rel_points = torch.bmm(cam2world, cam_rel_points.permute(0, 2, 1)).permute(0, 2, 1)[..., :3]
+    # cam2world @ p as a sum of products, not a matmul: autocast leaves it in float32 (geometry
+    # is never half precision), with the same float32 result.
+    world_rel_points = (cam2world[:, None, :3, :] * cam_rel_points[:, :, None, :]).sum(-1)
     directions = torch.nn.functional.normalize(world_rel_points - cam_locs_world[:, None, :], dim=2)
     origins = cam_locs_world.unsqueeze(1).repeat(1, M, 1)
     return origins, directions

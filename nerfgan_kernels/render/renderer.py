@@ -222,11 +222,18 @@ def _features(ops: str, planes, decoder, coords, box_warp: float) -> torch.Tenso
 
 def _kernel_layout(planes: torch.Tensor, ops: str) -> torch.Tensor:
     """For the kernels: planes as a (N, 3, C, H, W) view of a contiguous (N, 3, H, W, C) tensor,
-    the layout they read, so that per-chunk calls do not each make that copy (differentiable)."""
+    the layout they read, so that per-chunk calls do not each make that copy (differentiable).
+    Under autocast, float32 planes are cast to the autocast dtype in the same copy (what the
+    op's autocast rule would do on every call)."""
     if ops != "kernels":
         return planes
+    device, dtype = planes.device.type, planes.dtype
+    if dtype == torch.float32 and torch.is_autocast_enabled(device):
+        dtype = torch.get_autocast_dtype(device)
     cl = planes.permute(0, 1, 3, 4, 2)
-    return planes if cl.is_contiguous() else cl.contiguous().permute(0, 1, 4, 2, 3)
+    if cl.is_contiguous() and dtype == planes.dtype:
+        return planes
+    return cl.to(dtype, memory_format=torch.contiguous_format).permute(0, 1, 4, 2, 3)
 
 
 def _check_points(planes, coords, name: str = "coords") -> None:

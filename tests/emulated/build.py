@@ -2,10 +2,12 @@
 every CUDA source (csrc/**/*.cu) compiled as host C++ against tests/emulated/emulated_cuda.h.
 
 In that module CPU tensors take the CUDA code paths (``runs_cuda_kernels`` in
-csrc/common/checks.h), so ``module.triplane_sample_forward(cpu_planes, ...)`` runs the CUDA
-kernels of triplane_sample_cuda.cu on the host, block by block, thread by thread. The module has
-the extension's functions plus the emulator's controls (``emulation_config``,
-``emulation_launched``) and the emulator's own test kernels (tests/emulated/test_kernels.cu).
+csrc/common/checks.h), so ``module.ops.triplane_sample(cpu_planes, ...)`` runs the CUDA kernels
+of triplane_sample_cuda.cu on the host, block by block, thread by thread. Its ops are registered
+as ``torch.ops.nerfgan_kernels_emulated`` (``module.ops``, with the package's fake kernels and
+autograd), so that it loads beside the real extension; the module itself has the emulator's
+controls (``emulation_config``, ``emulation_launched``) and the emulator's own test kernels
+(tests/emulated/test_kernels.cu).
 
 The build is a cached JIT build (torch.utils.cpp_extension.load, ninja with header dependencies):
 editing a .cu / .cuh / .h file and rerunning the tests rebuilds what changed, no reinstall.
@@ -33,6 +35,7 @@ SANITIZE_ENV = "NGK_EMULATION_SANITIZE"   # "1": the tests load the sanitized bu
 CSRC_ENV = "NGK_EMULATION_CSRC"           # another csrc/ tree (mutants)
 BUILD_ENV = "NGK_EMULATION_BUILD_DIR"     # its build directory
 CFLAGS_ENV = "NGK_EMULATION_CFLAGS"       # extra compiler flags (the mutation script's PCH)
+LIBRARY = "nerfgan_kernels_emulated"       # the torch.library namespace of its ops
 
 SANITIZER_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize=vptr",
                    "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer", "-g"]
@@ -82,7 +85,7 @@ def build(csrc: str | None = None, sanitize: bool | None = None, build_dir: str 
     os.makedirs(build_dir, exist_ok=True)
     cpp, cu = sources(csrc)
     cflags = ["-O1", "-fopenmp", "-DNGK_EMULATE_CUDA", "-DNERFGAN_KERNELS_WITH_CUDA",
-              "-Wno-unused-function"]
+              f"-DNGK_LIBRARY={LIBRARY}", "-Wno-unused-function"]
     cflags += os.environ.get(CFLAGS_ENV, "").split()
     ldflags = ["-fopenmp"]
     if sanitize:
@@ -92,11 +95,18 @@ def build(csrc: str | None = None, sanitize: bool | None = None, build_dir: str 
     # ninja must not inherit it.
     preload = os.environ.pop("LD_PRELOAD", None)
     try:
-        return _load(cpp_extension, name, cpp + _wrappers(cu, csrc, os.path.join(build_dir, "wrappers")),
-                     [csrc, HERE], cflags, ldflags, build_dir, verbose)
+        module = _load(cpp_extension, name,
+                       cpp + _wrappers(cu, csrc, os.path.join(build_dir, "wrappers")),
+                       [csrc, HERE], cflags, ldflags, build_dir, verbose)
     finally:
         if preload is not None:
             os.environ["LD_PRELOAD"] = preload
+    # Loading the module registered its kernels under torch.ops.<LIBRARY>; add the fake kernels
+    # and autograd of the package, and hand the ops over as module.ops.
+    from nerfgan_kernels import _library
+
+    module.ops = _library.register(module.library)
+    return module
 
 
 def _load(cpp_extension, name, srcs, includes, cflags, ldflags, build_dir, verbose):

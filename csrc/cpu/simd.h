@@ -1,0 +1,30 @@
+// One CPU kernel source, three instruction sets (see capability.h).
+//
+// A kernel file includes every header it needs first, then opens NGK_CPU_BEGIN, defines its
+// kernels in namespace NGK_CPU_NS, and closes NGK_CPU_END. It is compiled once per capability
+// by a one-line unit that defines NGK_CPU_AVX2 or NGK_CPU_AVX512 (or nothing, the baseline)
+// before including it. Only code between BEGIN and END gets the wider instructions, and it lives
+// in its own namespace, so the baseline build never links an AVX function by accident (no
+// inline function of a header is compiled with -mavx*: there is no such flag). The shared math
+// headers are NGK_HOST_DEVICE (always inlined), so they are compiled into each kernel with the
+// kernel's instruction set.
+#pragma once
+
+#if defined(NGK_CPU_AVX512)
+#define NGK_CPU_NS avx512
+// (_Pragma takes one string literal: the target list stays on one line.)
+#define NGK_CPU_BEGIN _Pragma("GCC push_options") _Pragma("GCC target(\"avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,bmi,bmi2,f16c,prefer-vector-width=512\")")
+#define NGK_CPU_END _Pragma("GCC pop_options")
+#elif defined(NGK_CPU_AVX2)
+#define NGK_CPU_NS avx2
+#define NGK_CPU_BEGIN \
+  _Pragma("GCC push_options") _Pragma("GCC target(\"avx2,fma,bmi,bmi2,f16c\")")
+#define NGK_CPU_END _Pragma("GCC pop_options")
+#else
+#define NGK_CPU_NS baseline
+#define NGK_CPU_BEGIN
+#define NGK_CPU_END
+#endif
+
+// Channels handled per register block: 64 bytes (one AVX-512 register, two AVX2 registers).
+#define NGK_CPU_BLOCK_BYTES 64

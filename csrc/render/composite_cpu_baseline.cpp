@@ -1,0 +1,2 @@
+// composite CPU kernels, baseline build (cpu/simd.h).
+#include "composite_cpu_kernels.h"
