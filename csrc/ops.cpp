@@ -71,8 +71,9 @@ namespace {
 
 template <c10::DeviceType device>
 struct Autocast {
-  static constexpr c10::DispatchKey key =
-      device == c10::DeviceType::CUDA ? c10::DispatchKey::AutocastCUDA : c10::DispatchKey::AutocastCPU;
+  static constexpr c10::DispatchKey key = device == c10::DeviceType::CUDA
+                                               ? c10::DispatchKey::AutocastCUDA
+                                               : c10::DispatchKey::AutocastCPU;
 
   static at::Tensor features(const at::Tensor& t) {
     return t.scalar_type() == at::kFloat ? t.to(at::autocast::get_autocast_dtype(device)) : t;

@@ -1,5 +1,5 @@
-"""Access to the compiled extension ``nerfgan_kernels._C`` and its ops (``torch.ops.nerfgan_kernels``)
-with a one-time fallback warning."""
+"""Access to the compiled extension ``nerfgan_kernels._C`` and its ops
+(``torch.ops.nerfgan_kernels``), with a one-time fallback warning."""
 
 from __future__ import annotations
 

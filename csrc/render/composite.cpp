@@ -102,7 +102,8 @@ std::tuple<at::Tensor, at::Tensor> composite_backward(
               "stats must have shape (N, R, 3) as returned by composite_forward, got ",
               stats.sizes());
   TORCH_CHECK(stats.scalar_type() == geometry_dtype(colors.scalar_type()),
-              "stats must be the geometry dtype as returned by composite, got ", stats.scalar_type());
+              "stats must be the geometry dtype as returned by composite, got ",
+              stats.scalar_type());
   // Missing upstream gradients are zeros (cheap next to the march itself).
   const auto geometry = colors.options().dtype(geometry_dtype(colors.scalar_type()));
   const at::Tensor g_rgb =

@@ -212,7 +212,8 @@ void backward(const at::Tensor& grad_rgb, const at::Tensor& grad_depth,
               const at::Tensor& densities, const at::Tensor& depths,
               const at::Tensor& depth_range, const at::Tensor& stats, Options opt,
               at::Tensor& grad_colors, at::Tensor& grad_densities) {
-  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, colors.scalar_type(), "composite_backward_cpu", [&] {
+  const auto type = colors.scalar_type();
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, type, "composite_backward_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const auto in = make_inputs<scalar_t, acc_t>(colors, densities, depths, depth_range, opt);
     backward_kernel<scalar_t, acc_t>(

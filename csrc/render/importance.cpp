@@ -157,7 +157,9 @@ std::tuple<at::Tensor, at::Tensor> merge_gather_backward(const at::Tensor& grad_
   if (need_a) grad_a = at::zeros({N, R, Sa, C}, grad_out.options());
   if (need_b) grad_b = at::zeros({N, R, Sb, C}, grad_out.options());
   const auto opts = grad_out.options();
-  if (!(need_a || need_b) || grad_out.numel() == 0) return {or_empty(grad_a, opts), or_empty(grad_b, opts)};
+  if (!(need_a || need_b) || grad_out.numel() == 0) {
+    return {or_empty(grad_a, opts), or_empty(grad_b, opts)};
+  }
   const at::Tensor grad_c = grad_out.contiguous();
   const at::Tensor index_c = index.contiguous();
   if (runs_cuda_kernels(index)) {

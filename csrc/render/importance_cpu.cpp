@@ -110,7 +110,8 @@ void merge_index_cpu(const at::Tensor& depths_a, const at::Tensor& depths_b, at:
 void gather_forward_cpu(const at::Tensor& index, const at::Tensor& values_a,
                         const at::Tensor& values_b, at::Tensor& out) {
   const int64_t rays = index.size(0) * index.size(1);
-  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, values_a.scalar_type(), "merge_gather_forward_cpu", [&] {
+  const auto type = values_a.scalar_type();
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, type, "merge_gather_forward_cpu", [&] {
     gather_forward_kernel<scalar_t>(index.data_ptr<int64_t>(), values_a.data_ptr<scalar_t>(),
                                     values_b.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), rays,
                                     values_a.size(2), values_b.size(2), values_a.size(3));
@@ -120,7 +121,8 @@ void gather_forward_cpu(const at::Tensor& index, const at::Tensor& values_a,
 void gather_backward_cpu(const at::Tensor& grad_out, const at::Tensor& index, int64_t Sa,
                          int64_t Sb, at::Tensor& grad_a, at::Tensor& grad_b) {
   const int64_t rays = index.size(0) * index.size(1);
-  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, grad_out.scalar_type(), "merge_gather_backward_cpu", [&] {
+  const auto type = grad_out.scalar_type();
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, type, "merge_gather_backward_cpu", [&] {
     gather_backward_kernel<scalar_t>(grad_out.data_ptr<scalar_t>(), index.data_ptr<int64_t>(),
                                      data_or_null<scalar_t>(grad_a), data_or_null<scalar_t>(grad_b),
                                      rays, Sa, Sb, grad_out.size(3));

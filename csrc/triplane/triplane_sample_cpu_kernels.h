@@ -60,36 +60,67 @@ inline void blend(int n, const scalar_t* const* src, const acc_t* w, int64_t C, 
   }
 }
 
+// The sampling is a gather at random texels: its time is memory latency. Every loop over points
+// therefore prefetches the rows of the point kAhead positions later.
+constexpr int kAhead = 8;
+
+template <typename T>
+inline void prefetch_row(const T* row, int64_t C) {
+  const char* bytes = reinterpret_cast<const char*>(row);
+  const int64_t size = C * static_cast<int64_t>(sizeof(T));
+  for (int64_t b = 0; b < size; b += 64) __builtin_prefetch(bytes + b);
+}
+
+// The (up to) 12 taps of one point: rows and weights, plane k's taps ending at end[k].
+template <typename scalar_t, typename acc_t>
+struct Gathered {
+  const scalar_t* src[12];
+  acc_t w[12];
+  int end[3];
+};
+
 template <typename scalar_t, typename acc_t>
 void forward_kernel(const scalar_t* planes, const acc_t* coords, scalar_t* out, const Sizes s,
                     acc_t scale, Reduce reduce) {
   const int64_t C = s.C, M = s.M, plane_size = s.plane_size();
   const acc_t divisor = reduce == Reduce::kMean ? acc_t(3) : acc_t(1);
+  auto gather = [&](int64_t i, Gathered<scalar_t, acc_t>& g) {
+    const int64_t n = i / M, m = i % M;
+    const acc_t* p = coords + ((s.Nc == 1 ? 0 : n) * M + m) * 3;
+    const scalar_t* planes_n = planes + (s.Np == 1 ? 0 : n) * 3 * plane_size;
+    int count = 0;
+    for (int k = 0; k < 3; ++k) {
+      acc_t u, v;
+      plane_uv(k, p[0], p[1], p[2], scale, u, v);
+      const Stencil<acc_t> st = make_stencil(u, v, s.H, s.W);
+      for (int t = 0; t < 4; ++t) {
+        if (!st.valid[t]) continue;
+        g.src[count] = planes_n + k * plane_size + st.offset[t] * C;
+        g.w[count] = st.weight[t];
+        prefetch_row(g.src[count], C);
+        ++count;
+      }
+      g.end[k] = count;
+    }
+  };
   at::parallel_for(0, s.N * M, 256, [&](int64_t begin, int64_t end) {
-    const scalar_t* src[12];
-    acc_t w[12];
+    Gathered<scalar_t, acc_t> ring[kAhead];
+    for (int64_t i = begin; i < std::min<int64_t>(end, begin + kAhead); ++i) {
+      gather(i, ring[(i - begin) % kAhead]);
+    }
     for (int64_t i = begin; i < end; ++i) {
-      const int64_t n = i / M, m = i % M;
-      const acc_t* p = coords + ((s.Nc == 1 ? 0 : n) * M + m) * 3;
-      const scalar_t* planes_n = planes + (s.Np == 1 ? 0 : n) * 3 * plane_size;
-      int count = 0;
-      for (int k = 0; k < 3; ++k) {
-        const int first = count;
-        acc_t u, v;
-        plane_uv(k, p[0], p[1], p[2], scale, u, v);
-        const Stencil<acc_t> st = make_stencil(u, v, s.H, s.W);
-        for (int t = 0; t < 4; ++t) {
-          if (!st.valid[t]) continue;
-          src[count] = planes_n + k * plane_size + st.offset[t] * C;
-          w[count] = st.weight[t];
-          ++count;
-        }
-        if (reduce == Reduce::kNone) {
-          blend(count - first, src + first, w + first, C, acc_t(1),
+      Gathered<scalar_t, acc_t>& g = ring[(i - begin) % kAhead];
+      if (reduce == Reduce::kNone) {
+        const int64_t n = i / M, m = i % M;
+        for (int k = 0; k < 3; ++k) {
+          const int first = k == 0 ? 0 : g.end[k - 1];
+          blend(g.end[k] - first, g.src + first, g.w + first, C, acc_t(1),
                 out + ((n * 3 + k) * M + m) * C);
         }
+      } else {
+        blend(g.end[2], g.src, g.w, C, divisor, out + i * C);
       }
-      if (reduce != Reduce::kNone) blend(count, src, w, C, divisor, out + i * C);
+      if (i + kAhead < end) gather(i + kAhead, g);
     }
   });
 }
@@ -162,6 +193,21 @@ struct Backward {
     gc[2] = gz;
   }
 
+  // Starts loading what point(slice, j, ...) will read and write.
+  void prefetch(int64_t slice, int64_t j) const {
+    int64_t n, m;
+    const Stencil<acc_t> st = stencil(slice, j, n, m);
+    const int k = static_cast<int>(slice % 3);
+    prefetch_row(grad + (reduce == Reduce::kNone ? ((n * 3 + k) * s.M + m) * s.C
+                                                 : (n * s.M + m) * s.C), s.C);
+    const int64_t base = slice * s.plane_size();
+    for (int t = 0; t < 4; ++t) {
+      if (!st.valid[t]) continue;
+      if (grad_planes != nullptr) prefetch_row(grad_planes + base + st.offset[t] * s.C, s.C);
+      if (grad_coords_pp != nullptr) prefetch_row(planes + base + st.offset[t] * s.C, s.C);
+    }
+  }
+
   void zero_rows(int64_t slice, int64_t row_lo, int64_t row_hi) const {
     if (grad_planes == nullptr) return;
     const int64_t row = s.W * s.C;
@@ -204,7 +250,9 @@ BandPlan plan_bands(const int32_t* rows, int64_t points, int64_t H, int64_t band
   }
   std::vector<int32_t> band_of_row(H);
   for (int64_t i = 0; i < bands; ++i) {
-    for (int64_t r = plan.start[i]; r < plan.start[i + 1]; ++r) band_of_row[r] = static_cast<int32_t>(i);
+    for (int64_t r = plan.start[i]; r < plan.start[i + 1]; ++r) {
+      band_of_row[r] = static_cast<int32_t>(i);
+    }
   }
   plan.primary_begin.assign(bands + 1, 0);
   plan.spill_begin.assign(bands + 1, 0);
@@ -248,6 +296,7 @@ void backward_kernel(const Backward<scalar_t, acc_t>& bw) {
     at::parallel_for(0, slices * P, 1024, [&](int64_t begin, int64_t end) {
       std::vector<acc_t> g = scratch();
       for (int64_t i = begin; i < end; ++i) {
+        if (i + kAhead < end) bw.prefetch((i + kAhead) / P, (i + kAhead) % P);
         bw.point(i / P, i % P, 0, 0, true, g.data(), zeros.data());
       }
     });
@@ -263,7 +312,10 @@ void backward_kernel(const Backward<scalar_t, acc_t>& bw) {
       std::vector<acc_t> g = scratch();
       for (int64_t slice = begin; slice < end; ++slice) {
         bw.zero_rows(slice, 0, H);
-        for (int64_t j = 0; j < P; ++j) bw.point(slice, j, 0, H, true, g.data(), zeros.data());
+        for (int64_t j = 0; j < P; ++j) {
+          if (j + kAhead < P) bw.prefetch(slice, j + kAhead);
+          bw.point(slice, j, 0, H, true, g.data(), zeros.data());
+        }
       }
     });
     return;
@@ -296,10 +348,12 @@ void backward_kernel(const Backward<scalar_t, acc_t>& bw) {
       const BandPlan& plan = plans[slice];
       const int64_t lo = plan.start[b], hi = plan.start[b + 1];
       bw.zero_rows(slice, lo, hi);
-      for (int64_t i = plan.primary_begin[b]; i < plan.primary_begin[b + 1]; ++i) {
+      const int64_t p_end = plan.primary_begin[b + 1], s_end = plan.spill_begin[b + 1];
+      for (int64_t i = plan.primary_begin[b]; i < p_end; ++i) {
+        if (i + kAhead < p_end) bw.prefetch(slice, plan.primary[i + kAhead]);
         bw.point(slice, plan.primary[i], lo, hi, true, g.data(), zeros.data());
       }
-      for (int64_t i = plan.spill_begin[b]; i < plan.spill_begin[b + 1]; ++i) {
+      for (int64_t i = plan.spill_begin[b]; i < s_end; ++i) {
         bw.point(slice, plan.spill[i], lo, hi, false, g.data(), zeros.data());
       }
     }
@@ -311,7 +365,8 @@ void backward_kernel(const Backward<scalar_t, acc_t>& bw) {
 void forward(const at::Tensor& planes_cl, const at::Tensor& coords, double scale, Reduce reduce,
              at::Tensor& out) {
   const Sizes s = sizes_of(planes_cl, coords);
-  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, planes_cl.scalar_type(), "triplane_sample_cpu", [&] {
+  const auto type = planes_cl.scalar_type();
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, type, "triplane_sample_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     forward_kernel<scalar_t, acc_t>(planes_cl.data_ptr<scalar_t>(), coords.data_ptr<acc_t>(),
                                     out.data_ptr<scalar_t>(), s, static_cast<acc_t>(scale),
@@ -322,7 +377,8 @@ void forward(const at::Tensor& planes_cl, const at::Tensor& coords, double scale
 void backward(const at::Tensor& grad_out, const at::Tensor& planes_cl, const at::Tensor& coords,
               double scale, Reduce reduce, BackwardOutputs& outs) {
   const Sizes s = sizes_of(planes_cl, coords);
-  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, planes_cl.scalar_type(), "triplane_sample_backward_cpu", [&] {
+  const auto type = planes_cl.scalar_type();
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, type, "triplane_sample_backward_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     Backward<scalar_t, acc_t> bw{
         grad_out.data_ptr<scalar_t>(),
