@@ -53,7 +53,7 @@ def default_emulation(emu):
 def route_to(emu, monkeypatch):
     """From now on in this test, the public ops run the emulated CUDA kernels for CPU tensors."""
     for mod in (triplane_mod, composite_mod, importance_mod):
-        monkeypatch.setattr(mod, "kernel_for", lambda device, op: emu)
+        monkeypatch.setattr(mod, "kernel_for", lambda device, op: emu.ops)
 
 
 @pytest.fixture
