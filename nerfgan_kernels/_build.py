@@ -91,7 +91,9 @@ def extension_kwargs(with_cuda: bool) -> dict:
         cuda_home = find_cuda_home()
         os.environ.setdefault("CUDA_HOME", cuda_home)
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", DEFAULT_ARCH_LIST)
-    cxx = ["-O3", "-fopenmp"]
+    # -fno-trapping-math: the kernels never read floating-point exception flags; without it GCC
+    # will not if-convert the selects of csrc/cpu/vmath.h, so those loops stay scalar.
+    cxx = ["-O3", "-fopenmp", "-fno-trapping-math"]
     kwargs = {
         "sources": sources(with_cuda),
         "include_dirs": [CSRC] + (_nvidia_wheel_includes() if with_cuda else []),

@@ -26,5 +26,12 @@
 #define NGK_CPU_END
 #endif
 
+#include <cstdint>
+
+namespace nerfgan_kernels {
+namespace cpu {
 // Channels handled per register block: 64 bytes (one AVX-512 register, two AVX2 registers).
-#define NGK_CPU_BLOCK_BYTES 64
+template <typename acc_t>
+constexpr int64_t kBlock = 64 / sizeof(acc_t);
+}  // namespace cpu
+}  // namespace nerfgan_kernels

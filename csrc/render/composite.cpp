@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "../common/checks.h"
+#include "../cpu/memory.h"
 
 namespace nerfgan_kernels {
 namespace composite {
@@ -115,7 +116,7 @@ std::tuple<at::Tensor, at::Tensor> composite_backward(
   // The CUDA kernels accumulate into zeros; the CPU kernels write every entry.
   const bool cuda = runs_cuda_kernels(colors);
   at::Tensor grad_colors = cuda ? at::zeros({N, R, S, C}, colors.options())
-                                : at::empty({N, R, S, C}, colors.options());
+                                : cpu::empty_output({N, R, S, C}, colors.options());
   at::Tensor grad_densities = cuda ? at::zeros({N, R, S, 1}, colors.options())
                                    : at::empty({N, R, S, 1}, colors.options());
   const Options opt{white_back, t_min, alpha_min};

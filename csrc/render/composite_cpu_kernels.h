@@ -2,7 +2,8 @@
 // composite_cpu_{baseline,avx2,avx512}.cpp. One task per ray; the per-interval math is
 // composite_math.h.
 //
-// Forward: a scalar sweep finds the weights, then the colour is one pass over the samples,
+// Each ray first computes the transcendentals of all its intervals in one vectorised loop
+// (Scratch::compute_intervals, cpu/vmath.h). Forward: a scalar sweep then finds the weights, then the colour is one pass over the samples,
 // rgb = sum_j c_j * (w_{j-1} + w_j) / 2 (each colour row read once, channels in register blocks).
 // Backward: one recomputing sweep stores each kept interval (weights, G = dL/dw), a second
 // forms the density gradients from the prefix sums; the colour gradient of sample j is
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "../cpu/simd.h"
+#include "../cpu/vmath.h"
 #include "composite_cpu.h"
 #include "composite_math.h"
 
@@ -27,14 +29,11 @@ namespace composite {
 namespace NGK_CPU_NS {
 namespace {
 
-template <typename acc_t>
-constexpr int64_t kBlock = NGK_CPU_BLOCK_BYTES / sizeof(acc_t);
-
 // out[0, C) = sum_j coef[j] * rows[j * C + (0, C)] over the rows with coef[j] != 0.
 template <typename scalar_t, typename acc_t>
 inline void weighted_rows(const scalar_t* rows, const acc_t* coef, int64_t S, int64_t C,
                           acc_t* out) {
-  constexpr int64_t B = kBlock<acc_t>;
+  constexpr int64_t B = cpu::kBlock<acc_t>;
   for (int64_t c0 = 0; c0 < C; c0 += B) {
     const int64_t width = C - c0 < B ? C - c0 : B;
     acc_t acc[B] = {};
@@ -60,14 +59,54 @@ inline acc_t dot(const scalar_t* a, const scalar_t* b, int64_t C) {
   return sum;
 }
 
-// Scratch of one task, sized for S samples.
+// The transcendentals of a ray's n = S - 1 intervals, vectorised across intervals (cpu/vmath.h):
+// softplus(x) as max(x, 0) + log1p(exp(-|x|)) (x itself above torch's threshold 20), its
+// derivative sigmoid(x) from the same exp, and the transmittance exp(-softplus(x) * delta).
+// The sweeps then only read them (composite_math.h's make_interval is the same math, scalar).
 template <typename acc_t>
 struct Scratch {
+  std::vector<acc_t> delta, x, sigma, transmit, grad_x;  // per interval
   std::vector<acc_t> w, coef, G, T, grad_sigma, rgb;
-  std::vector<Interval<acc_t>> iv;
   std::vector<int64_t> kept;
   Scratch(int64_t S, int64_t C)
-      : w(S), coef(S), G(S), T(S), grad_sigma(S), rgb(C), iv(S), kept(S) {}
+      : delta(S), x(S), sigma(S), transmit(S), grad_x(S), w(S), coef(S), G(S), T(S),
+        grad_sigma(S), rgb(C), kept(S) {}
+
+  template <typename scalar_t>
+  void compute_intervals(const scalar_t* sig, const acc_t* t, int64_t n) {
+    acc_t* __restrict dl = delta.data();
+    acc_t* __restrict xs = x.data();
+    acc_t* __restrict sp = sigma.data();
+    acc_t* __restrict tr = transmit.data();
+    acc_t* __restrict gx = grad_x.data();
+#pragma omp simd
+    for (int64_t k = 0; k < n; ++k) {
+      const acc_t xk =
+          (static_cast<acc_t>(sig[k]) + static_cast<acc_t>(sig[k + 1])) / acc_t(2) - acc_t(1);
+      const acc_t d = t[k + 1] - t[k];
+      const acc_t e = cpu::vexp(xk > acc_t(0) ? -xk : xk);  // exp(-|x|)
+      const bool linear = xk > acc_t(kSoftplusThreshold);
+      const acc_t s = linear ? xk : (xk > acc_t(0) ? xk : acc_t(0)) + cpu::vlog1p(e);
+      const acc_t sigmoid = (xk >= acc_t(0) ? acc_t(1) : e) / (acc_t(1) + e);
+      dl[k] = d;
+      xs[k] = xk;
+      sp[k] = s;
+      gx[k] = linear ? acc_t(1) : sigmoid;
+      tr[k] = cpu::vexp(-(s * d));
+    }
+  }
+
+  // Interval k of the ray last passed to compute_intervals.
+  Interval<acc_t> interval(int64_t k, const acc_t* t) const {
+    Interval<acc_t> iv;
+    iv.delta = delta[k];
+    iv.x = x[k];
+    iv.sigma = sigma[k];
+    iv.transmit = transmit[k];
+    iv.alpha = acc_t(1) - transmit[k];
+    iv.t_mid = (t[k] + t[k + 1]) / acc_t(2);
+    return iv;
+  }
 };
 
 template <typename scalar_t, typename acc_t>
@@ -77,15 +116,14 @@ void forward_kernel(const Inputs<scalar_t, acc_t>& in, const Forward<scalar_t, a
     Scratch<acc_t> sc(S, C);
     for (int64_t r = begin; r < end; ++r) {
       const scalar_t* c = in.colors + r * S * C;
-      const scalar_t* sigma = in.densities + r * S;
       const acc_t* t = in.depths + r * S;
       acc_t* weights = out.weights + r * (S - 1);
+      sc.compute_intervals(in.densities + r * S, t, S - 1);
       acc_t T = 1, W = 0, D = 0, kept = 0;
       for (int64_t k = 0; k + 1 < S; ++k) {
         weights[k] = acc_t(0);
         if (terminated(T, in.t_min)) continue;  // the remaining weights stay 0
-        const Interval<acc_t> iv = make_interval<acc_t>(
-            static_cast<acc_t>(sigma[k]), static_cast<acc_t>(sigma[k + 1]), t[k], t[k + 1]);
+        const Interval<acc_t> iv = sc.interval(k, t);
         if (skipped(iv.alpha, in.alpha_min)) continue;
         const acc_t w = iv.alpha * T;
         weights[k] = w;
@@ -123,7 +161,6 @@ void backward_kernel(const Inputs<scalar_t, acc_t>& in, const Backward<scalar_t,
     Scratch<acc_t> sc(S, C);
     for (int64_t r = begin; r < end; ++r) {
       const scalar_t* c = in.colors + r * S * C;
-      const scalar_t* sigma = in.densities + r * S;
       const acc_t* t = in.depths + r * S;
       const scalar_t* g_rgb = bw.grad_rgb + r * C;
       const acc_t* g_weights = bw.grad_weights + r * (S - 1);
@@ -135,6 +172,7 @@ void backward_kernel(const Inputs<scalar_t, acc_t>& in, const Backward<scalar_t,
       const bool depth_active = depth_has_grad(D, W, in.lo, in.hi);
       const acc_t depth_u = depth_active ? D / W : acc_t(0);
       const acc_t gdw = depth_active ? bw.grad_depth[r] / W : acc_t(0);
+      sc.compute_intervals(in.densities + r * S, t, S - 1);
 
       // Sweep 1: the kept intervals, their weights and G = dL/dw (g . (c_k + c_k+1) + ...).
       for (int64_t j = 0; j < S; ++j) {
@@ -154,15 +192,13 @@ void backward_kernel(const Inputs<scalar_t, acc_t>& in, const Backward<scalar_t,
       acc_t T = 1, total = 0;
       for (int64_t k = 0; k + 1 < S; ++k) {
         if (terminated(T, in.t_min)) break;
-        const Interval<acc_t> iv = make_interval<acc_t>(
-            static_cast<acc_t>(sigma[k]), static_cast<acc_t>(sigma[k + 1]), t[k], t[k + 1]);
+        const Interval<acc_t> iv = sc.interval(k, t);
         if (skipped(iv.alpha, in.alpha_min)) continue;
         const acc_t w = iv.alpha * T;
         const acc_t near = gdot(k);
         const acc_t far = gdot(k + 1);
         const acc_t G = near + far + wb_term + gdw * (iv.t_mid - depth_u) + g_weights[k];
         sc.kept[n] = k;
-        sc.iv[n] = iv;
         sc.T[n] = T;
         sc.G[n] = G;
         sc.w[k] = w;
@@ -175,7 +211,8 @@ void backward_kernel(const Inputs<scalar_t, acc_t>& in, const Backward<scalar_t,
       for (int64_t i = 0; i < n; ++i) {
         const int64_t k = sc.kept[i];
         prefix += sc.G[i] * sc.w[k];
-        const acc_t dx = interval_backward(sc.iv[i], sc.T[i], sc.G[i], total - prefix);
+        const acc_t dx = interval_dsigma(sc.interval(k, t), sc.T[i], sc.G[i], total - prefix) *
+                         sc.grad_x[k];
         sc.grad_sigma[k] += dx / acc_t(2);
         sc.grad_sigma[k + 1] += dx / acc_t(2);
       }

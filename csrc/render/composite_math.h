@@ -94,12 +94,18 @@ NGK_HOST_DEVICE bool depth_has_grad(T weighted_depth, T weight_total, T lo, T hi
 // kept intervals after it, T = transmittance before it. Returns dL/dx (x = pre-softplus density).
 // dL/dalpha = T * G - Q / (1 - alpha + eps); dalpha/dsigma = delta * (1 - alpha). The product is
 // formed so that the division never amplifies rounding: (1 - alpha) / (1 - alpha + eps) <= 1.
+// interval_dsigma is the same gradient before the softplus (dL/dsigma_bar), for callers that
+// have softplus_grad(x) at hand.
+template <typename T>
+NGK_HOST_DEVICE T interval_dsigma(const Interval<T>& iv, T transmittance, T G, T Q) {
+  const T one_minus = iv.transmit;
+  return iv.delta *
+         (transmittance * one_minus * G - Q * (one_minus / (one_minus + T(kTransmittanceEps))));
+}
+
 template <typename T>
 NGK_HOST_DEVICE T interval_backward(const Interval<T>& iv, T transmittance, T G, T Q) {
-  const T one_minus = iv.transmit;
-  const T dsigma =
-      iv.delta * (transmittance * one_minus * G - Q * (one_minus / (one_minus + T(kTransmittanceEps))));
-  return dsigma * softplus_grad(iv.x);
+  return interval_dsigma(iv, transmittance, G, Q) * softplus_grad(iv.x);
 }
 
 }  // namespace composite

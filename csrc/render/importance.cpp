@@ -3,6 +3,7 @@
 
 #include "../common/checks.h"
 #include "../common/outputs.h"
+#include "../cpu/memory.h"
 
 namespace nerfgan_kernels {
 namespace importance {
@@ -127,7 +128,8 @@ at::Tensor merge_gather_forward(const at::Tensor& index, const at::Tensor& value
   TORCH_CHECK(values_b.size(3) == C, "values_b must have the channel count of values_a (", C,
               "), got ", values_b.sizes());
   check_same_dtype(values_a, "values_a", values_b, "values_b");
-  at::Tensor out = at::empty({index.size(0), index.size(1), Sa + Sb, C}, values_a.options());
+  at::Tensor out =
+      cpu::empty_output({index.size(0), index.size(1), Sa + Sb, C}, values_a.options());
   if (out.numel() == 0) return out;
   const at::Tensor index_c = index.contiguous();
   const at::Tensor a = values_a.contiguous();
@@ -154,8 +156,8 @@ std::tuple<at::Tensor, at::Tensor> merge_gather_backward(const at::Tensor& grad_
   const int64_t N = grad_out.size(0), R = grad_out.size(1), C = grad_out.size(3);
   at::Tensor grad_a, grad_b;
   // Zero-initialized: a permutation writes every entry once, anything else leaves no garbage.
-  if (need_a) grad_a = at::zeros({N, R, Sa, C}, grad_out.options());
-  if (need_b) grad_b = at::zeros({N, R, Sb, C}, grad_out.options());
+  if (need_a) grad_a = cpu::empty_output({N, R, Sa, C}, grad_out.options()).zero_();
+  if (need_b) grad_b = cpu::empty_output({N, R, Sb, C}, grad_out.options()).zero_();
   const auto opts = grad_out.options();
   if (!(need_a || need_b) || grad_out.numel() == 0) {
     return {or_empty(grad_a, opts), or_empty(grad_b, opts)};

@@ -4,6 +4,7 @@
 #include <ATen/OpMathType.h>
 
 #include "../cpu/capability.h"
+#include "../cpu/memory.h"
 #include "triplane_sample.h"
 #include "triplane_sample_cpu.h"
 
@@ -13,8 +14,9 @@ namespace triplane {
 at::Tensor forward_cpu(const at::Tensor& planes_cl, const at::Tensor& coords, double scale,
                        Reduce reduce) {
   const Sizes s = sizes_of(planes_cl, coords);
-  at::Tensor out = reduce == Reduce::kNone ? at::empty({s.N, 3, s.M, s.C}, planes_cl.options())
-                                           : at::empty({s.N, s.M, s.C}, planes_cl.options());
+  at::Tensor out = reduce == Reduce::kNone
+                       ? cpu::empty_output({s.N, 3, s.M, s.C}, planes_cl.options())
+                       : cpu::empty_output({s.N, s.M, s.C}, planes_cl.options());
   if (out.numel() == 0) return out;
   switch (cpu::current()) {
     case cpu::Capability::kAvx512:
@@ -35,8 +37,8 @@ std::vector<at::Tensor> backward_cpu(const at::Tensor& grad_out, const at::Tenso
   const Sizes s = sizes_of(planes_cl, coords);
   const auto acc = planes_cl.options().dtype(at::toOpMathType(planes_cl.scalar_type()));
   BackwardOutputs outs;
-  if (need_planes) outs.grad_planes = at::empty(planes_cl.sizes(), acc);
-  if (need_coords) outs.grad_coords_pp = at::empty({s.N, 3, s.M, 3}, coords.options());
+  if (need_planes) outs.grad_planes = cpu::empty_output(planes_cl.sizes(), acc);
+  if (need_coords) outs.grad_coords_pp = cpu::empty_output({s.N, 3, s.M, 3}, coords.options());
   if (s.N * s.M == 0) {  // nothing sampled: zero gradients
     if (need_planes) outs.grad_planes.zero_();
     if (need_coords) outs.grad_coords_pp.zero_();

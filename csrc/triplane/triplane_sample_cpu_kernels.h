@@ -30,14 +30,11 @@ namespace triplane {
 namespace NGK_CPU_NS {
 namespace {
 
-template <typename acc_t>
-constexpr int64_t kBlock = NGK_CPU_BLOCK_BYTES / sizeof(acc_t);
-
 // dst[0, C) = (sum_j w[j] * src[j][0, C)) / divisor, accumulated in acc_t, each entry stored once.
 template <typename scalar_t, typename acc_t>
 inline void blend(int n, const scalar_t* const* src, const acc_t* w, int64_t C, acc_t divisor,
                   scalar_t* dst) {
-  constexpr int64_t B = kBlock<acc_t>;
+  constexpr int64_t B = cpu::kBlock<acc_t>;
   int64_t c0 = 0;
   for (; c0 + B <= C; c0 += B) {
     acc_t acc[B] = {};
@@ -64,11 +61,15 @@ inline void blend(int n, const scalar_t* const* src, const acc_t* w, int64_t C, 
 // therefore prefetches the rows of the point kAhead positions later.
 constexpr int kAhead = 8;
 
+// GCC treats __builtin_prefetch as free of side effects, so a function that only prefetches is
+// found "pure" and its calls are deleted (the backward's prefetches were, until the empty
+// volatile asm below marked the prefetch as a side effect).
 template <typename T>
 inline void prefetch_row(const T* row, int64_t C) {
   const char* bytes = reinterpret_cast<const char*>(row);
   const int64_t size = C * static_cast<int64_t>(sizeof(T));
   for (int64_t b = 0; b < size; b += 64) __builtin_prefetch(bytes + b);
+  __asm__ __volatile__("" : : "r"(bytes));
 }
 
 // The (up to) 12 taps of one point: rows and weights, plane k's taps ending at end[k].
@@ -292,22 +293,20 @@ void backward_kernel(const Backward<scalar_t, acc_t>& bw) {
   auto scratch = [C] { return std::vector<acc_t>(C); };
   const std::vector<scalar_t> zeros(C, scalar_t(0));
 
-  if (bw.grad_planes != nullptr && bw.grad_coords_pp != nullptr) {
-    // Both gradients: two passes, the scatter then the coordinates, are faster than one that
-    // does both per point (fewer rows in flight per point; 2.0 s vs 2.6 s at EG3D size).
-    Backward<scalar_t, acc_t> scatter = bw, coordinates = bw;
-    scatter.grad_coords_pp = nullptr;
-    coordinates.grad_planes = nullptr;
-    backward_kernel(scatter);
-    backward_kernel(coordinates);
-    return;
-  }
-  if (bw.grad_planes == nullptr) {  // coordinates only: every (slice, point) is independent
-    at::parallel_for(0, slices * P, 1024, [&](int64_t begin, int64_t end) {
+  if (bw.grad_planes == nullptr) {
+    // Coordinates only: every (slice, point) is independent. Point-major, so that a point's
+    // output-gradient row is read once for its three planes (as the forward reads its taps).
+    const auto slice_of = [&](int64_t i, int k) { return (s.Np == 1 ? 0 : i / s.M) * 3 + k; };
+    const auto point_of = [&](int64_t i) { return s.Np == 1 ? i : i % s.M; };
+    at::parallel_for(0, s.N * s.M, 1024, [&](int64_t begin, int64_t end) {
       std::vector<acc_t> g = scratch();
       for (int64_t i = begin; i < end; ++i) {
-        if (i + kAhead < end) bw.prefetch((i + kAhead) / P, (i + kAhead) % P);
-        bw.point(i / P, i % P, 0, 0, true, g.data(), zeros.data());
+        if (i + kAhead < end) {
+          for (int k = 0; k < 3; ++k) bw.prefetch(slice_of(i + kAhead, k), point_of(i + kAhead));
+        }
+        for (int k = 0; k < 3; ++k) {
+          bw.point(slice_of(i, k), point_of(i), 0, 0, true, g.data(), zeros.data());
+        }
       }
     });
     return;
