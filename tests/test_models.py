@@ -238,3 +238,47 @@ def test_point_queries_agree_and_carry_gradients(fixture_generator, fixture_outp
     assert ws.grad is not None and ws.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="c \\(B, 25\\) is required"):
         G.sample(coords, dirs, fx["z"])
+
+
+def _rename_globals(data: bytes, names: dict) -> bytes:
+    """The pickle ``data`` with the SHORT_BINUNICODE strings in ``names`` replaced, written
+    without frames (optional in protocol 4; their byte counts would no longer match)."""
+    import pickletools
+
+    ops = list(pickletools.genops(data))
+    out = bytearray()
+    for i, (op, arg, pos) in enumerate(ops):
+        end = ops[i + 1][2] if i + 1 < len(ops) else len(data)
+        if op.name == "FRAME":
+            continue
+        if op.name == "SHORT_BINUNICODE" and arg in names:
+            new = names[arg].encode()
+            out += b"\x8c" + bytes([len(new)]) + new
+        else:
+            out += data[pos:end]
+    return bytes(out)
+
+
+@needs_small_pickle
+def test_patched_generator_saved_eg3d_way_loads_back(tmp_path, fixture_outputs):
+    """patch_eg3d_generator(G) then EG3D's pickle of the snapshot: the generator's renderer and
+    ray sampler are now this package's classes (the same stream as EG3D writes, with those two
+    globals renamed); load_generator reads it as before, running nothing."""
+    data = open(SMALL_PICKLE, "rb").read()
+    patched = _rename_globals(data, {
+        "training.volumetric_rendering.renderer": "nerfgan_kernels.render.renderer",
+        "training.volumetric_rendering.ray_sampler": "nerfgan_kernels.render.rays"})
+    assert b"nerfgan_kernels.render.renderer" in patched and b"volumetric_rendering.renderer" not in patched
+    path = tmp_path / "patched.pkl"
+    path.write_bytes(patched)
+    G = load_generator(path)
+    fx = fixture_outputs
+    with torch.no_grad():
+        out = G.synthesis(fx["ws"], fx["c"], deterministic=True)
+    assert rel_err(out["image"], fx["image"]) <= 1e-4
+    # Other classes of this package stay refused (they could run code).
+    evil = _rename_globals(data, {"training.volumetric_rendering.renderer": "nerfgan_kernels.render.patch",
+                                  "ImportanceRenderer": "patch_eg3d_generator"})
+    (tmp_path / "evil.pkl").write_bytes(evil)
+    with pytest.raises(UnsafePickleError, match="refusing to load global"):
+        load_generator(tmp_path / "evil.pkl")

@@ -76,6 +76,12 @@ _ALLOWED = {
     ("builtins", "frozenset"): frozenset,
 }
 _STUB_PREFIXES = ("training.", "torch.nn.modules.")
+# This package's weightless modules, which ``patch_eg3d_generator`` puts into an EG3D generator:
+# a patched generator saved EG3D's way names them, and they are read as data like EG3D's own.
+_STUB_CLASSES = {
+    ("nerfgan_kernels.render.renderer", "ImportanceRenderer"),
+    ("nerfgan_kernels.render.rays", "RaySampler"),
+}
 _stub_classes: dict[str, type] = {}
 
 
@@ -84,7 +90,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         key = (module, name)
         if key in _ALLOWED:
             return _ALLOWED[key]
-        if module.startswith(_STUB_PREFIXES) and name.isidentifier():
+        if (module.startswith(_STUB_PREFIXES) and name.isidentifier()) or key in _STUB_CLASSES:
             qualname = f"{module}.{name}"
             if qualname not in _stub_classes:
                 _stub_classes[qualname] = type(name, (StubObject,), {"qualname": qualname})
