@@ -13,6 +13,7 @@
 #include "common/macros.h"
 #include "render/composite.h"
 #include "render/importance.h"
+#include "render/render_triplane.h"
 #include "triplane/triplane_sample.h"
 
 // TORCH_LIBRARY stringifies its argument: expand NGK_LIBRARY first.
@@ -43,6 +44,18 @@ NGK_TORCH_LIBRARY(NGK_LIBRARY, m) {
   m.def(
       "merge_gather_backward(Tensor grad_out, Tensor index, int Sa, int Sb, bool need_a, "
       "bool need_b) -> (Tensor grad_a, Tensor grad_b)");
+  m.def(
+      "render_triplane(Tensor planes, Tensor weight0, Tensor bias0, Tensor weight1, "
+      "Tensor bias1, Tensor ray_origins, Tensor ray_directions, Tensor depths, "
+      "Tensor depth_range, float box_warp, bool white_back, float t_min, float alpha_min) -> "
+      "(Tensor rgb, Tensor depth, Tensor weights, Tensor weights_sum, Tensor stats)");
+  m.def(
+      "render_triplane_backward(Tensor grad_rgb, Tensor grad_depth, Tensor grad_weights, "
+      "Tensor grad_weights_sum, Tensor planes, Tensor weight0, Tensor bias0, Tensor weight1, "
+      "Tensor bias1, Tensor ray_origins, Tensor ray_directions, Tensor depths, "
+      "Tensor depth_range, Tensor stats, float box_warp, bool white_back, float t_min, "
+      "float alpha_min) -> (Tensor grad_planes, Tensor grad_weight0, Tensor grad_bias0, "
+      "Tensor grad_weight1, Tensor grad_bias1)");
 }
 
 namespace {
@@ -59,6 +72,8 @@ void register_kernels(torch::Library& m) {
   m.impl("merge_samples_index", &merge_samples_index);
   m.impl("merge_gather", &merge_gather_forward);
   m.impl("merge_gather_backward", &merge_gather_backward);
+  m.impl("render_triplane", &render_triplane_forward);
+  m.impl("render_triplane_backward", &render_triplane_backward);
 }
 
 }  // namespace

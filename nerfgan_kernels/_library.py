@@ -79,6 +79,20 @@ def _merge_gather_backward_fake(grad_out, index, Sa, Sb, need_a, need_b):
             grad_out.new_empty((N, R, Sb, C)) if need_b else _empty(grad_out))
 
 
+def _render_triplane_fake(planes, weight0, bias0, weight1, bias1, ray_origins, ray_directions,
+                          depths, depth_range, box_warp, white_back, t_min, alpha_min):
+    N = max(planes.shape[0], ray_origins.shape[0], depths.shape[0])
+    R, S, F = depths.shape[1], depths.shape[2], weight1.shape[0] - 1
+    return (planes.new_empty((N, R, F)), planes.new_empty((N, R, 1)),
+            planes.new_empty((N, R, max(S - 1, 0), 1)), planes.new_empty((N, R, 1)),
+            planes.new_empty((N, R, 2)))
+
+
+def _render_triplane_backward_fake(grad_rgb, grad_depth, grad_weights, grad_weights_sum, planes,
+                                   weight0, bias0, weight1, bias1, *rest):
+    return tuple(t.new_empty(t.shape) for t in (planes, weight0, bias0, weight1, bias1))
+
+
 # ---- autograd
 
 def _autograd(ops):
@@ -112,6 +126,24 @@ def _autograd(ops):
         return (grad_colors if ctx.needs_input_grad[0] else None,
                 grad_densities if ctx.needs_input_grad[1] else None, None, None, None, None, None)
 
+    def render_triplane_setup(ctx, inputs, output):
+        stats = output[4]
+        ctx.mark_non_differentiable(output[2], stats)  # weights: for importance sampling only
+        ctx.save_for_backward(*inputs[:9], stats)
+        ctx.options = inputs[9:]
+
+    def render_triplane_backward(ctx, grad_rgb, grad_depth, grad_weights, grad_weights_sum,
+                                 _grad_stats):
+        saved = ctx.saved_tensors
+        if any(ctx.needs_input_grad[5:9]):
+            raise RuntimeError("nerfgan_kernels: render_triplane has no gradient for ray_origins, "
+                               "ray_directions, depths or depth_range")
+        grads = ops.render_triplane_backward(
+            grad_rgb.contiguous(), grad_depth.contiguous(), grad_weights.contiguous(),
+            grad_weights_sum.contiguous(), *saved[:9], saved[9], *ctx.options)
+        return (*(g if need else None for g, need in zip(grads, ctx.needs_input_grad[:5])),
+                None, None, None, None, None, None, None, None)
+
     def merge_gather_setup(ctx, inputs, output):
         index, values_a, values_b = inputs
         ctx.save_for_backward(index)
@@ -134,6 +166,7 @@ def _autograd(ops):
         "triplane_sample": (triplane_setup, triplane_backward),
         "composite": (composite_setup, composite_backward),
         "merge_gather": (merge_gather_setup, merge_gather_backward),
+        "render_triplane": (render_triplane_setup, render_triplane_backward),
         "sample_pdf": (non_differentiable, unreachable),
         "merge_samples_index": (non_differentiable, unreachable),
     }
@@ -159,9 +192,12 @@ FAKES = {
     "merge_samples_index": _merge_index_fake,
     "merge_gather": _merge_gather_fake,
     "merge_gather_backward": _merge_gather_backward_fake,
+    "render_triplane": _render_triplane_fake,
+    "render_triplane_backward": _render_triplane_backward_fake,
 }
 BACKWARD_OF = {"triplane_sample_backward": "triplane_sample", "composite_backward": "composite",
-               "merge_gather_backward": "merge_gather"}
+               "merge_gather_backward": "merge_gather",
+               "render_triplane_backward": "render_triplane"}
 
 
 def register(namespace: str = "nerfgan_kernels"):

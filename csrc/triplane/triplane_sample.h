@@ -54,6 +54,11 @@ at::Tensor forward_cpu(const at::Tensor& planes_cl, const at::Tensor& coords, do
 std::vector<at::Tensor> backward_cpu(const at::Tensor& grad_out, const at::Tensor& planes_cl,
                                      const at::Tensor& coords, double scale, Reduce reduce,
                                      bool need_planes, bool need_coords);
+// grad_planes_cl (Np, 3, H, W, C) in the accumulation type += the planes' gradient of
+// sampling coords with upstream grad_out (deterministic for a fixed thread count).
+void accumulate_planes_grad_cpu(const at::Tensor& grad_out, const at::Tensor& planes_cl,
+                                const at::Tensor& coords, double scale, Reduce reduce,
+                                at::Tensor& grad_planes_cl);
 
 #ifdef NERFGAN_KERNELS_WITH_CUDA
 at::Tensor forward_cuda(const at::Tensor& planes_cl, const at::Tensor& coords, double scale,

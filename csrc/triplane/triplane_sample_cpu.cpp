@@ -31,6 +31,34 @@ at::Tensor forward_cpu(const at::Tensor& planes_cl, const at::Tensor& coords, do
   return out;
 }
 
+namespace {
+void backward_dispatch(const at::Tensor& grad_out, const at::Tensor& planes_cl,
+                       const at::Tensor& coords, double scale, Reduce reduce,
+                       BackwardOutputs& outs) {
+  switch (cpu::current()) {
+    case cpu::Capability::kAvx512:
+      avx512::backward(grad_out, planes_cl, coords, scale, reduce, outs);
+      break;
+    case cpu::Capability::kAvx2:
+      avx2::backward(grad_out, planes_cl, coords, scale, reduce, outs);
+      break;
+    default:
+      baseline::backward(grad_out, planes_cl, coords, scale, reduce, outs);
+  }
+}
+}  // namespace
+
+void accumulate_planes_grad_cpu(const at::Tensor& grad_out, const at::Tensor& planes_cl,
+                                const at::Tensor& coords, double scale, Reduce reduce,
+                                at::Tensor& grad_planes_cl) {
+  const Sizes s = sizes_of(planes_cl, coords);
+  if (s.N * s.M == 0) return;
+  BackwardOutputs outs;
+  outs.grad_planes = grad_planes_cl;
+  outs.accumulate = true;
+  backward_dispatch(grad_out, planes_cl, coords, scale, reduce, outs);
+}
+
 std::vector<at::Tensor> backward_cpu(const at::Tensor& grad_out, const at::Tensor& planes_cl,
                                      const at::Tensor& coords, double scale, Reduce reduce,
                                      bool need_planes, bool need_coords) {
@@ -43,16 +71,7 @@ std::vector<at::Tensor> backward_cpu(const at::Tensor& grad_out, const at::Tenso
     if (need_planes) outs.grad_planes.zero_();
     if (need_coords) outs.grad_coords_pp.zero_();
   } else if (need_planes || need_coords) {
-    switch (cpu::current()) {
-      case cpu::Capability::kAvx512:
-        avx512::backward(grad_out, planes_cl, coords, scale, reduce, outs);
-        break;
-      case cpu::Capability::kAvx2:
-        avx2::backward(grad_out, planes_cl, coords, scale, reduce, outs);
-        break;
-      default:
-        baseline::backward(grad_out, planes_cl, coords, scale, reduce, outs);
-    }
+    backward_dispatch(grad_out, planes_cl, coords, scale, reduce, outs);
   }
   at::Tensor grad_planes = outs.grad_planes, grad_coords;
   if (need_planes && grad_planes.scalar_type() != planes_cl.scalar_type()) {

@@ -14,9 +14,11 @@ namespace triplane {
 
 // grad_planes: (Np, 3, H, W, C) in the accumulation type (written whole) or undefined;
 // grad_coords_pp: (N, 3, M, 3) per-plane coordinate gradients (written whole) or undefined.
+// accumulate: add into grad_planes instead of overwriting it (the fused renderer's scatter).
 struct BackwardOutputs {
   at::Tensor grad_planes;
   at::Tensor grad_coords_pp;
+  bool accumulate = false;
 };
 
 #define NGK_TRIPLANE_CPU_KERNELS(ns)                                                            \

@@ -138,6 +138,7 @@ struct Backward {
   acc_t scale, gscale;
   Reduce reduce;
   int64_t points;  // per slice: N * M when Np == 1 (every batch on the one plane set), else M
+  bool accumulate;  // add into grad_planes (not zeroed first)
 
   Stencil<acc_t> stencil(int64_t slice, int64_t j, int64_t& n, int64_t& m) const {
     n = s.Np == 1 ? j / s.M : slice / 3;
@@ -210,7 +211,7 @@ struct Backward {
   }
 
   void zero_rows(int64_t slice, int64_t row_lo, int64_t row_hi) const {
-    if (grad_planes == nullptr) return;
+    if (grad_planes == nullptr || accumulate) return;
     const int64_t row = s.W * s.C;
     std::fill(grad_planes + slice * s.plane_size() + row_lo * row,
               grad_planes + slice * s.plane_size() + row_hi * row, acc_t(0));
@@ -399,7 +400,8 @@ void backward(const at::Tensor& grad_out, const at::Tensor& planes_cl, const at:
         static_cast<acc_t>(scale),
         reduce == Reduce::kMean ? acc_t(1) / acc_t(3) : acc_t(1),
         reduce,
-        (s.Np == 1 ? s.N : 1) * s.M};
+        (s.Np == 1 ? s.N : 1) * s.M,
+        outs.accumulate};
     backward_kernel(bw);
   });
 }

@@ -178,3 +178,43 @@ def merge_samples(depths_a: torch.Tensor, values_a, depths_b: torch.Tensor, valu
     values = [torch.gather(torch.cat([va, vb], -2), -2, order.expand(-1, -1, -1, va.shape[-1]))
               for va, vb in zip(values_a, values_b)]
     return depths, values
+
+
+# ---- fused renderer (issue 18): the chain of the reference ops above + EG3D's OSG decoder
+
+def decode_features(features: torch.Tensor, decoder) -> tuple[torch.Tensor, torch.Tensor]:
+    """EG3D's OSG decoder on plane-averaged features (..., C) with decoder tensors ``decoder``
+    (a ``TriplaneDecoder``): linear -> softplus -> linear. Returns features (..., F) =
+    sigmoid(out[..., 1:]) * (1 + 2e-3) - 1e-3 and the raw density (..., 1) = out[..., :1]."""
+    h = F.softplus(F.linear(features, decoder.weight0.to(features.dtype),
+                            decoder.bias0.to(features.dtype)))
+    out = F.linear(h, decoder.weight1.to(features.dtype), decoder.bias1.to(features.dtype))
+    return torch.sigmoid(out[..., 1:]) * (1 + 2e-3) - 1e-3, out[..., :1]
+
+
+def decode_triplane(planes: torch.Tensor, decoder, coords: torch.Tensor, box_warp: float = 1.0):
+    """Reference of ``decode_triplane``: planes (Np, 3, C, H, W), coords (Nc, M, 3) ->
+    features (N, M, F), density (N, M, 1)."""
+    return decode_features(triplane_sample(planes, coords, box_warp, "mean"), decoder)
+
+
+def render_triplane(planes: torch.Tensor, decoder, ray_origins: torch.Tensor,
+                    ray_directions: torch.Tensor, depths: torch.Tensor, *, box_warp: float = 1.0,
+                    white_back: bool = False, t_min: float = 0.0, alpha_min: float = 0.0,
+                    depth_range=None):
+    """Reference of ``render_triplane``: samples at o + t d, the decoder, then ``composite``.
+
+    planes (Np, 3, C, H, W), ray_origins / ray_directions (Nr, R, 3), depths (Nd, R, S, 1);
+    Np, Nr, Nd equal or 1. Returns rgb (N, R, F), depth (N, R, 1), weights (N, R, S-1, 1),
+    weights_sum (N, R, 1)."""
+    N = max(planes.shape[0], ray_origins.shape[0], depths.shape[0])
+    R, S = depths.shape[1], depths.shape[2]
+    coords = ray_origins.unsqueeze(-2) + depths * ray_directions.unsqueeze(-2)  # (Nr|Nd, R, S, 3)
+    colors, densities = decode_triplane(planes, decoder, coords.reshape(coords.shape[0], R * S, 3),
+                                        box_warp)
+    colors = colors.reshape(N, R, S, -1)
+    densities = densities.reshape(N, R, S, 1)
+    rgb, depth, weights = composite(colors, densities, depths.expand(N, R, S, 1),
+                                    white_back=white_back, t_min=t_min, alpha_min=alpha_min,
+                                    depth_range=depth_range)
+    return rgb, depth, weights, weights.sum(2)

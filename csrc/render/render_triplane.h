@@ -1,0 +1,55 @@
+// render_triplane: the fused tri-plane renderer (gather + EG3D's OSG decoder + the mip march per
+// ray, recomputed in the backward). Contract in nerfgan_kernels/ops/fused.py.
+//
+//   planes (Np, 3, C, H, W); weight0 (Hd, C), bias0 (Hd), weight1 (O, Hd), bias1 (O), O = 1 + F;
+//   ray_origins, ray_directions (Nr, R, 3); depths (Nd, R, S, 1) sorted per ray; depth_range (2,).
+//   Np, Nr, Nd equal or 1; N = the largest. One dtype for all (float32 or float64).
+//   Returns rgb (N, R, F), depth (N, R, 1), weights (N, R, S-1, 1), weights_sum (N, R, 1) and
+//   stats (N, R, 2) = [sum w, sum w * t_mid] for the backward.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <tuple>
+
+namespace nerfgan_kernels {
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> render_triplane_forward(
+    const at::Tensor& planes, const at::Tensor& weight0, const at::Tensor& bias0,
+    const at::Tensor& weight1, const at::Tensor& bias1, const at::Tensor& ray_origins,
+    const at::Tensor& ray_directions, const at::Tensor& depths, const at::Tensor& depth_range,
+    double box_warp, bool white_back, double t_min, double alpha_min);
+
+// Gradients to planes (Np, 3, C, H, W) and the four decoder tensors; undefined upstream
+// gradients are zeros. No gradient flows to rays or depths.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> render_triplane_backward(
+    const at::Tensor& grad_rgb, const at::Tensor& grad_depth, const at::Tensor& grad_weights,
+    const at::Tensor& grad_weights_sum, const at::Tensor& planes, const at::Tensor& weight0,
+    const at::Tensor& bias0, const at::Tensor& weight1, const at::Tensor& bias1,
+    const at::Tensor& ray_origins, const at::Tensor& ray_directions, const at::Tensor& depths,
+    const at::Tensor& depth_range, const at::Tensor& stats, double box_warp, bool white_back,
+    double t_min, double alpha_min);
+
+namespace fused {
+
+// Everything the CPU kernels read, as contiguous tensors: planes channels-last (Np, 3, H, W, C),
+// w0t (C, Hd), w1t (Hd, O), origins / directions (Nr, R, 3), depths (Nd, R, S).
+struct Problem {
+  at::Tensor planes_cl, w0t, b0, w1t, b1, origins, directions, depths;
+  int64_t Np, Nr, Nd, N, R, S, C, H, W, Hd, O;
+  double scale, lo, hi, t_min, alpha_min;
+  bool white_back;
+};
+
+void forward_cpu(const Problem& p, at::Tensor& rgb, at::Tensor& depth, at::Tensor& weights,
+                 at::Tensor& weights_sum, at::Tensor& stats);
+
+// grad_planes_cl (Np, 3, H, W, C) and the transposed decoder gradients g_w0t (C, Hd),
+// g_w1t (Hd, O), g_b0, g_b1: zeros on entry, accumulated.
+void backward_cpu(const Problem& p, const at::Tensor& grad_rgb, const at::Tensor& grad_depth,
+                  const at::Tensor& grad_weights, const at::Tensor& grad_weights_sum,
+                  const at::Tensor& stats, at::Tensor& grad_planes_cl, at::Tensor& g_w0t,
+                  at::Tensor& g_b0, at::Tensor& g_w1t, at::Tensor& g_b1);
+
+}  // namespace fused
+}  // namespace nerfgan_kernels

@@ -1,0 +1,197 @@
+"""render_triplane (the fused renderer, issue 18): the C++ CPU kernel against the reference chain
+(triplane_sample + the OSG decoder + composite in PyTorch), forward and every gradient."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import nerfgan_kernels
+from nerfgan_kernels import TriplaneDecoder, render_triplane
+from nerfgan_kernels.ops import _reference
+from nerfgan_kernels.render.decoder import OSGDecoder
+from helpers import rel_err
+
+pytestmark = pytest.mark.skipif(not nerfgan_kernels.extension_available(),
+                                reason="needs the compiled extension")
+
+
+def make_decoder(C, hidden, F, dtype, seed=0, density_bias=1.0):
+    g = torch.Generator().manual_seed(seed)
+    w0 = torch.randn(hidden, C, generator=g, dtype=dtype) / C ** 0.5 * 2
+    b0 = torch.randn(hidden, generator=g, dtype=dtype)
+    w1 = torch.randn(1 + F, hidden, generator=g, dtype=dtype) / hidden ** 0.5 * 2
+    b1 = torch.randn(1 + F, generator=g, dtype=dtype)
+    b1[0] += density_bias
+    return TriplaneDecoder(w0, b0, w1, b1)
+
+
+def make_rays(Nr, R, Nd, S, dtype, seed=1, miss=True):
+    """Rays through the box [-0.5, 0.5]^3 from a sphere of radius 1.5 (plus some that miss),
+    depths sorted in [1, 2]."""
+    g = torch.Generator().manual_seed(seed)
+    origins = torch.nn.functional.normalize(torch.randn(Nr, R, 3, generator=g, dtype=dtype), dim=-1) * 1.5
+    target = (torch.rand(Nr, R, 3, generator=g, dtype=dtype) - 0.5) * 0.6
+    if miss:
+        target[:, ::5] = origins[:, ::5] * 3  # pointing away from the box
+    directions = torch.nn.functional.normalize(target - origins, dim=-1)
+    depths = torch.sort(1.0 + torch.rand(Nd, R, S, 1, generator=g, dtype=dtype), dim=2).values
+    return origins, directions, depths
+
+
+def make_planes(Np, C, H, W, dtype, seed=2):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(Np, 3, C, H, W, generator=g, dtype=dtype)
+
+
+def run(fn, planes, decoder, origins, directions, depths, seed=3, **kw):
+    """Outputs and the gradients of a random combination of rgb, depth and weights_sum with
+    respect to planes and the four decoder tensors."""
+    p = planes.detach().requires_grad_(True)
+    dec = TriplaneDecoder(*(t.detach().requires_grad_(True) for t in decoder.tensors()))
+    out = fn(p, dec, origins, directions, depths, **kw)
+    rgb, depth, weights, weights_sum = out
+    g = torch.Generator().manual_seed(seed)
+    def weights(x):  # the same draws whatever the dtype
+        return torch.randn(x.shape, generator=g, dtype=torch.float64).to(x.dtype)
+
+    loss = ((rgb * weights(rgb)).sum() + (depth * weights(depth)).sum()
+            + (weights_sum * weights(weights_sum)).sum())
+    grads = torch.autograd.grad(loss, (p, *dec.tensors()))
+    return [t.detach() for t in out], list(grads)
+
+
+def reference(planes, decoder, origins, directions, depths, **kw):
+    return _reference.render_triplane(planes, decoder, origins, directions, depths, **kw)
+
+
+CASES = [  # (Np, Nr, Nd, R, S, C, hidden, F)
+    (1, 1, 1, 37, 2, 5, 7, 3),
+    (1, 2, 2, 23, 13, 6, 9, 4),     # one plane set, two cameras
+    (2, 1, 1, 19, 13, 5, 16, 3),    # two latents at shared rays
+    (2, 2, 1, 11, 96, 7, 12, 5),    # shared depths
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("white_back", [False, True])
+def test_matches_reference_float64(case, white_back):
+    Np, Nr, Nd, R, S, C, hidden, F = case
+    dt = torch.float64
+    planes = make_planes(Np, C, 8, 11, dt)
+    decoder = make_decoder(C, hidden, F, dt)
+    o, d, t = make_rays(Nr, R, Nd, S, dt)
+    kw = dict(box_warp=1.0, white_back=white_back)
+    outs, grads = run(render_triplane, planes, decoder, o, d, t, **kw)
+    routs, rgrads = run(reference, planes, decoder, o, d, t, **kw)
+    for name, a, b in zip(("rgb", "depth", "weights", "weights_sum"), outs, routs):
+        assert a.shape == b.shape, name
+        assert rel_err(a, b) <= 1e-10, name
+    for name, a, b in zip(("planes", "weight0", "bias0", "weight1", "bias1"), grads, rgrads):
+        assert a.shape == b.shape, name
+        assert b.abs().max() > 0, name  # the case exercises this gradient
+        assert rel_err(a, b) <= 1e-9, name
+
+
+@pytest.mark.parametrize("case", CASES[1:3])
+def test_float32_within_1e4_of_float64_reference(case):
+    Np, Nr, Nd, R, S, C, hidden, F = case
+    planes = make_planes(Np, C, 8, 11, torch.float64)
+    decoder = make_decoder(C, hidden, F, torch.float64)
+    o, d, t = make_rays(Nr, R, Nd, S, torch.float64)
+    routs, rgrads = run(reference, planes, decoder, o, d, t)
+    f32 = lambda x: x.float()  # noqa: E731
+    outs, grads = run(render_triplane, f32(planes), TriplaneDecoder(*map(f32, decoder.tensors())),
+                      f32(o), f32(d), f32(t))
+    for a, b in zip(outs + grads, routs + rgrads):
+        assert rel_err(a.double(), b) <= 1e-4
+
+
+def test_eg3d_size_sampling_float32_against_float64():
+    """96 samples in EG3D's depth range on C = 32 planes, hidden 64, F = 32."""
+    planes = make_planes(1, 32, 32, 32, torch.float64) * 0.5
+    decoder = make_decoder(32, 64, 32, torch.float64, density_bias=3.0)
+    o, d, _ = make_rays(1, 64, 1, 96, torch.float64)
+    t = torch.sort(2.25 + 1.05 * torch.rand(1, 64, 96, 1, dtype=torch.float64), dim=2).values
+    o = o * 2.7 / 1.5
+    routs, rgrads = run(reference, planes, decoder, o, d, t)
+    f32 = lambda x: x.float()  # noqa: E731
+    outs, grads = run(render_triplane, f32(planes), TriplaneDecoder(*map(f32, decoder.tensors())),
+                      f32(o), f32(d), f32(t))
+    for a, b in zip(outs + grads, routs + rgrads):
+        assert rel_err(a.double(), b) <= 1e-4
+
+
+def test_masking_matches_masked_reference_and_stays_near_exact():
+    dt = torch.float64
+    planes = make_planes(1, 6, 8, 11, dt)
+    decoder = make_decoder(6, 9, 4, dt, density_bias=30.0)  # dense: rays terminate early
+    o, d, t = make_rays(1, 41, 1, 48, dt, miss=False)
+    kw = dict(t_min=1e-4, alpha_min=1e-6)
+    outs, grads = run(render_triplane, planes, decoder, o, d, t, **kw)
+    routs, rgrads = run(reference, planes, decoder, o, d, t, **kw)
+    for a, b in zip(outs + grads, routs + rgrads):
+        assert rel_err(a, b) <= 1e-9
+    exact = render_triplane(planes, decoder, o, d, t)
+    assert (outs[0] - exact[0]).abs().max() <= 1e-3
+    assert (outs[2] == 0).sum() > (exact[2] == 0).sum()  # something was skipped
+
+
+def test_gradcheck_float64():
+    dt = torch.float64
+    planes = make_planes(1, 3, 4, 5, dt).requires_grad_(True)
+    dec = make_decoder(3, 4, 2, dt)
+    w = [t.clone().requires_grad_(True) for t in dec.tensors()]
+    o, d, t = make_rays(1, 3, 1, 5, dt, miss=False)
+
+    def f(planes, *w):
+        rgb, depth, _, ws = render_triplane(planes, TriplaneDecoder(*w), o, d, t)
+        return rgb, depth, ws
+
+    assert torch.autograd.gradcheck(f, (planes, *w), eps=1e-6, atol=1e-7)
+
+
+def test_from_module_is_the_osg_decoder():
+    dec = OSGDecoder(n_features=6, hidden_dim=10, decoder_lr_mul=0.7, decoder_output_dim=5)
+    with torch.no_grad():
+        for p in dec.parameters():
+            p.normal_()
+    feats = torch.randn(2, 9, 6)
+    td = TriplaneDecoder.from_module(dec)
+    colors, density = _reference.decode_features(feats, td)
+    out = dec(feats)
+    assert rel_err(colors, out["rgb"]) <= 1e-6 and rel_err(density, out["sigma"]) <= 1e-6
+    # gradients reach the module's raw parameters through the effective tensors
+    planes = make_planes(1, 6, 5, 5, torch.float32)
+    o, d, t = make_rays(1, 7, 1, 6, torch.float32)
+    rgb = render_triplane(planes, dec, o, d, t)[0]
+    rgb.sum().backward()
+    assert all(p.grad is not None and p.grad.abs().max() > 0 for p in dec.parameters())
+
+
+def test_opcheck():
+    dt = torch.float64
+    planes = make_planes(2, 3, 4, 5, dt).requires_grad_(True)
+    dec = make_decoder(3, 4, 2, dt)
+    o, d, t = make_rays(1, 6, 1, 5, dt)
+    args = (planes, *(x.requires_grad_(True) for x in dec.tensors()), o, d, t,
+            torch.tensor([1.0, 2.0], dtype=dt), 1.0, False, 0.0, 0.0)
+    torch.library.opcheck(torch.ops.nerfgan_kernels.render_triplane.default, args)
+
+
+def test_bad_inputs_name_the_argument():
+    planes = make_planes(1, 4, 5, 5, torch.float32)
+    dec = make_decoder(4, 6, 3, torch.float32)
+    o, d, t = make_rays(1, 7, 1, 6, torch.float32)
+    with pytest.raises(ValueError, match="decoder takes 5 features"):
+        render_triplane(planes, make_decoder(5, 6, 3, torch.float32), o, d, t)
+    with pytest.raises(ValueError, match="ray_directions"):
+        render_triplane(planes, dec, o, d[:, :3], t)
+    with pytest.raises(ValueError, match="depths"):
+        render_triplane(planes, dec, o, d, t[..., 0])
+    with pytest.raises(ValueError, match="no gradient for ray_origins"):
+        render_triplane(planes, dec, o.requires_grad_(True), d, t)
+    with pytest.raises(ValueError, match="hidden"):
+        TriplaneDecoder(torch.zeros(200, 4), torch.zeros(200), torch.zeros(4, 200), torch.zeros(4))
+    with pytest.raises(ValueError, match="OSG decoder"):
+        render_triplane(planes, torch.nn.Linear(4, 4), o.detach(), d, t)
