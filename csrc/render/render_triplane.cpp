@@ -76,8 +76,10 @@ Problem make_problem(const at::Tensor& planes, const at::Tensor& weight0, const 
   const at::Tensor range = depth_range.to(at::kDouble).cpu();
   Problem p;
   p.planes_cl = planes.permute({0, 1, 3, 4, 2}).contiguous();
+  p.w0 = weight0.contiguous();
   p.w0t = weight0.t().contiguous();
   p.b0 = bias0.contiguous();
+  p.w1 = weight1.contiguous();
   p.w1t = weight1.t().contiguous();
   p.b1 = bias1.contiguous();
   p.origins = ray_origins.contiguous();

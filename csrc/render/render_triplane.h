@@ -33,9 +33,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> render_tr
 namespace fused {
 
 // Everything the CPU kernels read, as contiguous tensors: planes channels-last (Np, 3, H, W, C),
-// w0t (C, Hd), w1t (Hd, O), origins / directions (Nr, R, 3), depths (Nd, R, S).
+// the decoder's weights w0 (Hd, C), w1 (O, Hd) and transposed w0t (C, Hd), w1t (Hd, O),
+// origins / directions (Nr, R, 3), depths (Nd, R, S).
 struct Problem {
-  at::Tensor planes_cl, w0t, b0, w1t, b1, origins, directions, depths;
+  at::Tensor planes_cl, w0, w0t, b0, w1, w1t, b1, origins, directions, depths;
   int64_t Np, Nr, Nd, N, R, S, C, H, W, Hd, O;
   double scale, lo, hi, t_min, alpha_min;
   bool white_back;

@@ -1,357 +1,52 @@
-// CPU kernels of render_triplane. One task per ray; the per-sample math is shared with the other
-// kernels: triplane_math.h (the bilinear stencil), decoder_math.h (the OSG decoder) and
-// composite_math.h (the march step and its backward).
-//
-// Forward: a ray's samples are decoded lazily, sample k + 1 when interval k is marched, so a ray
-// whose transmittance has fallen below t_min gathers and decodes nothing more. Only the ray's
-// densities and decoder outputs live in per-task scratch (S x (C + 2 hidden + O) values).
-// Backward: the ray is recomputed (the same samples decoded), the march is differentiated as in
-// composite's backward, then each decoded sample's decoder backward gives the feature gradient
-// df (C). The planes' gradient is a scatter of df: it runs per chunk of rays through the
-// deterministic banded scatter of triplane_sample's backward (accumulate_planes_grad_cpu), so
-// only a chunk's (rays x S x C) gradients exist at a time. The decoder's gradients are summed
-// per block of rays and the blocks added in order: results do not depend on the thread count.
-#include <ATen/ATen.h>
-#include <ATen/Dispatch.h>
-#include <ATen/Parallel.h>
-
-#include <algorithm>
-#include <limits>
-#include <vector>
-
-#include "../cpu/vmath.h"
-#include "../triplane/triplane_math.h"
-#include "../triplane/triplane_sample.h"
-#include "composite_math.h"
-#include "decoder_math.h"
+// CPU entry of render_triplane: the choice of instruction set (cpu/capability.h); the kernels
+// are render_triplane_cpu_kernels.h.
+#include "../cpu/capability.h"
 #include "render_triplane.h"
 
 namespace nerfgan_kernels {
 namespace fused {
-namespace {
 
-using composite::Interval;
-
-constexpr int64_t kChunkRays = 2048;  // rays (all batches) per scatter chunk
-constexpr int64_t kBlockRays = 8;     // rays per decoder-gradient slot
-
-template <typename T>
-T softplus(T x) {
-  const T e = cpu::vexp(x > T(0) ? -x : x);
-  return x > T(composite::kSoftplusThreshold) ? x : (x > T(0) ? x : T(0)) + cpu::vlog1p(e);
-}
-
-// d softplus / dx = sigmoid(x) (1 above the threshold, as torch).
-template <typename T>
-T softplus_grad(T x) {
-  if (x > T(composite::kSoftplusThreshold)) return T(1);
-  const T e = cpu::vexp(x > T(0) ? -x : x);
-  return (x >= T(0) ? T(1) : e) / (T(1) + e);
-}
-
-template <typename T>
-T sigmoid(T x) {
-  const T e = cpu::vexp(x > T(0) ? -x : x);
-  return (x >= T(0) ? T(1) : e) / (T(1) + e);
-}
-
-template <typename T>
-struct View {
-  const T *planes, *w0t, *b0, *w1t, *b1, *origins, *directions, *depths;
-  int64_t Np, Nr, Nd, N, R, S, C, H, W, Hd, O;
-  T scale, lo, hi, t_min, alpha_min;
-  bool white_back;
-
-  explicit View(const Problem& p)
-      : planes(p.planes_cl.data_ptr<T>()), w0t(p.w0t.data_ptr<T>()), b0(p.b0.data_ptr<T>()),
-        w1t(p.w1t.data_ptr<T>()), b1(p.b1.data_ptr<T>()), origins(p.origins.data_ptr<T>()),
-        directions(p.directions.data_ptr<T>()), depths(p.depths.data_ptr<T>()), Np(p.Np),
-        Nr(p.Nr), Nd(p.Nd), N(p.N), R(p.R), S(p.S), C(p.C), H(p.H), W(p.W), Hd(p.Hd), O(p.O),
-        scale(static_cast<T>(p.scale)), lo(static_cast<T>(p.lo)), hi(static_cast<T>(p.hi)),
-        t_min(static_cast<T>(p.t_min)), alpha_min(static_cast<T>(p.alpha_min)),
-        white_back(p.white_back) {}
-};
-
-// One ray's scratch: per decoded sample j the point x (3), features f (C), pre-activations
-// pre (Hd), hidden h (Hd), outputs out (O); per interval the weight.
-template <typename T>
-struct Ray {
-  const View<T>& v;
-  const T *planes, *o, *d, *t;
-  std::vector<T> x, f, pre, h, out, w;
-  int64_t decoded = 0;
-
-  explicit Ray(const View<T>& view)
-      : v(view), x(view.S * 3), f(view.S * view.C), pre(view.S * view.Hd), h(view.S * view.Hd),
-        out(view.S * view.O), w(std::max<int64_t>(view.S, 1)) {}
-
-  void start(int64_t n, int64_t r) {
-    planes = v.planes + (v.Np == 1 ? 0 : n) * 3 * v.H * v.W * v.C;
-    o = v.origins + ((v.Nr == 1 ? 0 : n) * v.R + r) * 3;
-    d = v.directions + ((v.Nr == 1 ? 0 : n) * v.R + r) * 3;
-    t = v.depths + ((v.Nd == 1 ? 0 : n) * v.R + r) * v.S;
-    decoded = 0;
+#define NGK_FUSED_CPU_KERNELS(ns)                                                              \
+  namespace ns {                                                                               \
+  void forward(const Problem& p, at::Tensor& rgb, at::Tensor& depth, at::Tensor& weights,     \
+               at::Tensor& weights_sum, at::Tensor& stats);                                    \
+  void backward(const Problem& p, const at::Tensor& grad_rgb, const at::Tensor& grad_depth,   \
+                const at::Tensor& grad_weights, const at::Tensor& grad_weights_sum,           \
+                const at::Tensor& stats, at::Tensor& grad_planes_cl, at::Tensor& g_w0t,       \
+                at::Tensor& g_b0, at::Tensor& g_w1t, at::Tensor& g_b1);                       \
   }
-
-  T sigma(int64_t j) const { return out[j * v.O]; }
-
-  // Decodes samples up to j.
-  void need(int64_t j) {
-    for (; decoded <= j; ++decoded) decode(decoded);
-  }
-
-  void decode(int64_t j) {
-    const int64_t C = v.C, Hd = v.Hd;
-    T* xj = x.data() + j * 3;
-    for (int a = 0; a < 3; ++a) xj[a] = o[a] + t[j] * d[a];
-    T* fj = f.data() + j * C;
-    for (int64_t c = 0; c < C; ++c) fj[c] = T(0);
-    const int64_t plane_size = v.H * v.W * C;
-    for (int k = 0; k < 3; ++k) {
-      T u, vv;
-      triplane::plane_uv(k, xj[0], xj[1], xj[2], v.scale, u, vv);
-      const triplane::Stencil<T> st = triplane::make_stencil(u, vv, v.H, v.W);
-      const T* base = planes + k * plane_size;
-      for (int tap = 0; tap < 4; ++tap) {
-        if (!st.valid[tap]) continue;
-        const T wt = st.weight[tap] / T(3);
-        const T* row = base + st.offset[tap] * C;
-        for (int64_t c = 0; c < C; ++c) fj[c] += wt * row[c];
-      }
-    }
-    T* pj = pre.data() + j * Hd;
-    T* hj = h.data() + j * Hd;
-    decoder::linear(fj, v.w0t, v.b0, C, Hd, pj);
-    for (int64_t k = 0; k < Hd; ++k) hj[k] = softplus(pj[k]);
-    decoder::linear(hj, v.w1t, v.b1, Hd, v.O, out.data() + j * v.O);
-  }
-
-  Interval<T> interval(int64_t k) const {
-    return composite::make_interval<T>(sigma(k), sigma(k + 1), t[k], t[k + 1]);
-  }
-
-  // The march (decoding lazily): fills w (S - 1) and returns [W, sum w * t_mid].
-  std::pair<T, T> march() {
-    const int64_t S = v.S;
-    for (int64_t k = 0; k + 1 < S; ++k) w[k] = T(0);
-    T trans = 1, W = 0, D = 0;
-    for (int64_t k = 0; k + 1 < S; ++k) {
-      if (composite::terminated(trans, v.t_min)) break;  // later samples are never decoded
-      need(k + 1);
-      const Interval<T> iv = interval(k);
-      if (composite::skipped(iv.alpha, v.alpha_min)) continue;
-      const T wk = iv.alpha * trans;
-      w[k] = wk;
-      W += wk;
-      D += wk * iv.t_mid;
-      trans = composite::next_transmittance(trans, iv.alpha);
-    }
-    return {W, D};
-  }
-
-  // w_{j-1} + w_j: the weight of sample j's colour in sum_k w_k (c_k + c_k+1).
-  T color_weight(int64_t j) const {
-    return (j > 0 ? w[j - 1] : T(0)) + (j + 1 < v.S ? w[j] : T(0));
-  }
-};
-
-template <typename T>
-void forward_kernel(const View<T>& v, T* rgb, T* depth, T* weights, T* weights_sum, T* stats) {
-  const int64_t F = v.O - 1;
-  at::parallel_for(0, v.N * v.R, 8, [&](int64_t begin, int64_t end) {
-    Ray<T> ray(v);
-    std::vector<T> acc(F);
-    for (int64_t i = begin; i < end; ++i) {
-      ray.start(i / v.R, i % v.R);
-      const auto [W, D] = ray.march();
-      for (int64_t k = 0; k + 1 < v.S; ++k) weights[i * (v.S - 1) + k] = ray.w[k];
-      std::fill(acc.begin(), acc.end(), T(0));
-      for (int64_t j = 0; j < ray.decoded; ++j) {
-        const T a = ray.color_weight(j);
-        if (a == T(0)) continue;
-        const T* oj = ray.out.data() + j * v.O + 1;
-        for (int64_t c = 0; c < F; ++c) acc[c] += a * decoder::color_of(sigmoid(oj[c]));
-      }
-      for (int64_t c = 0; c < F; ++c) {
-        T value = acc[c];  // = 2 * sum_k w_k * (c_k + c_k+1) / 2
-        if (v.white_back) value += T(2) * (T(1) - W);
-        rgb[i * F + c] = value - T(1);
-      }
-      depth[i] = composite::final_depth(D, W, v.lo, v.hi);
-      weights_sum[i] = W;
-      stats[i * 2] = W;
-      stats[i * 2 + 1] = D;
-    }
-  });
-}
-
-// Decoder gradients of one block of rays (transposed layouts, as View's weights).
-template <typename T>
-struct DecoderGrads {
-  T *w0t, *b0, *w1t, *b1;
-};
-
-template <typename T>
-struct Upstream {
-  const T *rgb, *depth, *weights, *weights_sum, *stats;
-};
-
-// Backward of ray i = (n, r): decoder gradients into g, and for every sample j its point and
-// feature gradient into points (S, 3) / grads (S, C) (NaN points for samples never decoded, so
-// the scatter skips them).
-template <typename T>
-void backward_ray(Ray<T>& ray, int64_t i, const Upstream<T>& up, const DecoderGrads<T>& g,
-                  T* points, T* grads, std::vector<T>& scratch) {
-  const View<T>& v = ray.v;
-  const int64_t S = v.S, C = v.C, Hd = v.Hd, O = v.O, F = O - 1;
-  ray.start(i / v.R, i % v.R);
-  ray.march();
-  const T* g_rgb = up.rgb + i * F;
-  const T W = up.stats[i * 2], D = up.stats[i * 2 + 1];
-  T wb_term = 0;
-  if (v.white_back) {
-    for (int64_t c = 0; c < F; ++c) wb_term -= T(2) * g_rgb[c];
-  }
-  const bool depth_active = composite::depth_has_grad(D, W, v.lo, v.hi);
-  const T depth_u = depth_active ? D / W : T(0);
-  const T gdw = depth_active ? up.depth[i] / W : T(0);
-  const T g_ws = up.weights_sum[i];
-  // scratch: gdot (S), grad_sigma (S), G (S), T (S), dout (O), dh (Hd), df... per call
-  T* gdot = scratch.data();
-  T* grad_sigma = gdot + S;
-  T* G = grad_sigma + S;
-  T* trans_before = G + S;
-  T* dout = trans_before + S;
-  T* dpre = dout + O;
-  for (int64_t j = 0; j < ray.decoded; ++j) {
-    const T* oj = ray.out.data() + j * O + 1;
-    T dot = 0;
-    for (int64_t c = 0; c < F; ++c) dot += g_rgb[c] * decoder::color_of(sigmoid(oj[c]));
-    gdot[j] = dot;
-    grad_sigma[j] = T(0);
-  }
-  // Sweep 1: G_k = dL/dw_k over the marched intervals, and their total.
-  T trans = 1, total = 0;
-  int64_t last = -1;
-  for (int64_t k = 0; k + 1 < S; ++k) {
-    if (composite::terminated(trans, v.t_min)) break;
-    last = k;
-    const Interval<T> iv = ray.interval(k);
-    trans_before[k] = trans;
-    if (composite::skipped(iv.alpha, v.alpha_min)) {
-      G[k] = T(0);
-      continue;
-    }
-    G[k] = gdot[k] + gdot[k + 1] + wb_term + gdw * (iv.t_mid - depth_u) +
-           up.weights[i * (S - 1) + k] + g_ws;
-    total += G[k] * ray.w[k];
-    trans = composite::next_transmittance(trans, iv.alpha);
-  }
-  // Sweep 2: density gradients from the suffix sums.
-  T prefix = 0;
-  for (int64_t k = 0; k <= last; ++k) {
-    const Interval<T> iv = ray.interval(k);
-    if (composite::skipped(iv.alpha, v.alpha_min)) continue;
-    prefix += G[k] * ray.w[k];
-    const T dx = composite::interval_backward(iv, trans_before[k], G[k], total - prefix);
-    grad_sigma[k] += dx / T(2);
-    grad_sigma[k + 1] += dx / T(2);
-  }
-  // Each decoded sample through the decoder.
-  for (int64_t j = 0; j < S; ++j) {
-    T* pj = points + j * 3;
-    if (j >= ray.decoded) {
-      pj[0] = pj[1] = pj[2] = std::numeric_limits<T>::quiet_NaN();
-      continue;
-    }
-    const T a = ray.color_weight(j);
-    if (a == T(0) && grad_sigma[j] == T(0)) {  // no gradient reaches this sample
-      pj[0] = pj[1] = pj[2] = std::numeric_limits<T>::quiet_NaN();
-      continue;
-    }
-    for (int c = 0; c < 3; ++c) pj[c] = ray.x[j * 3 + c];
-    const T* oj = ray.out.data() + j * O;
-    dout[0] = grad_sigma[j];
-    for (int64_t c = 0; c < F; ++c) dout[1 + c] = g_rgb[c] * a * decoder::color_grad(sigmoid(oj[1 + c]));
-    const T* hj = ray.h.data() + j * Hd;
-    const T* prej = ray.pre.data() + j * Hd;
-    decoder::linear_backward(hj, v.w1t, dout, Hd, O, dpre, g.w1t, g.b1);
-    for (int64_t k = 0; k < Hd; ++k) dpre[k] *= softplus_grad(prej[k]);
-    decoder::linear_backward(ray.f.data() + j * C, v.w0t, dpre, C, Hd, grads + j * C, g.w0t,
-                             g.b0);
-  }
-}
-
-template <typename T>
-void backward_kernel(const Problem& p, const View<T>& v, const Upstream<T>& up,
-                     at::Tensor& grad_planes_cl, T* g_w0t, T* g_b0, T* g_w1t, T* g_b1) {
-  const int64_t N = v.N, R = v.R, S = v.S, C = v.C, Hd = v.Hd, O = v.O;
-  const int64_t rays_per_chunk = std::max<int64_t>(1, std::min<int64_t>(R, kChunkRays / N));
-  const int64_t sizes[4] = {C * Hd, Hd, Hd * O, O};
-  const int64_t slot = sizes[0] + sizes[1] + sizes[2] + sizes[3];
-  const auto opts = p.planes_cl.options();
-  at::Tensor points_buf = at::empty({N * rays_per_chunk * S * 3}, opts);
-  at::Tensor grads_buf = at::empty({N * rays_per_chunk * S * C}, opts);
-  for (int64_t r0 = 0; r0 < R; r0 += rays_per_chunk) {
-    const int64_t Rc = std::min(rays_per_chunk, R - r0);
-    const int64_t rays = N * Rc, blocks = (rays + kBlockRays - 1) / kBlockRays;
-    std::vector<T> slots(blocks * slot, T(0));
-    T* points = points_buf.data_ptr<T>();
-    T* grads = grads_buf.data_ptr<T>();
-    at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
-      Ray<T> ray(v);
-      std::vector<T> scratch(4 * S + O + Hd);
-      for (int64_t b = begin; b < end; ++b) {
-        T* s = slots.data() + b * slot;
-        const DecoderGrads<T> g{s, s + sizes[0], s + sizes[0] + sizes[1],
-                                s + sizes[0] + sizes[1] + sizes[2]};
-        for (int64_t q = b * kBlockRays; q < std::min(rays, (b + 1) * kBlockRays); ++q) {
-          const int64_t n = q / Rc, r = r0 + q % Rc;
-          backward_ray(ray, n * R + r, up, g, points + q * S * 3, grads + q * S * C, scratch);
-        }
-      }
-    });
-    // The slots, in block order.
-    T* totals[4] = {g_w0t, g_b0, g_w1t, g_b1};
-    for (int64_t b = 0; b < blocks; ++b) {
-      const T* s = slots.data() + b * slot;
-      for (int part = 0, off = 0; part < 4; off += sizes[part], ++part) {
-        for (int64_t e = 0; e < sizes[part]; ++e) totals[part][e] += s[off + e];
-      }
-    }
-    const at::Tensor chunk_points = points_buf.narrow(0, 0, rays * S * 3).view({N, Rc * S, 3});
-    const at::Tensor chunk_grads = grads_buf.narrow(0, 0, rays * S * C).view({N, Rc * S, C});
-    triplane::accumulate_planes_grad_cpu(chunk_grads, p.planes_cl, chunk_points, p.scale,
-                                         triplane::Reduce::kMean, grad_planes_cl);
-  }
-}
-
-}  // namespace
+NGK_FUSED_CPU_KERNELS(baseline)
+NGK_FUSED_CPU_KERNELS(avx2)
+NGK_FUSED_CPU_KERNELS(avx512)
+#undef NGK_FUSED_CPU_KERNELS
 
 void forward_cpu(const Problem& p, at::Tensor& rgb, at::Tensor& depth, at::Tensor& weights,
                  at::Tensor& weights_sum, at::Tensor& stats) {
-  AT_DISPATCH_FLOATING_TYPES(p.planes_cl.scalar_type(), "render_triplane_cpu", [&] {
-    const View<scalar_t> v(p);
-    forward_kernel<scalar_t>(v, rgb.data_ptr<scalar_t>(), depth.data_ptr<scalar_t>(),
-                             weights.data_ptr<scalar_t>(), weights_sum.data_ptr<scalar_t>(),
-                             stats.data_ptr<scalar_t>());
-  });
+  switch (cpu::current()) {
+    case cpu::Capability::kAvx512:
+      return avx512::forward(p, rgb, depth, weights, weights_sum, stats);
+    case cpu::Capability::kAvx2:
+      return avx2::forward(p, rgb, depth, weights, weights_sum, stats);
+    default:
+      return baseline::forward(p, rgb, depth, weights, weights_sum, stats);
+  }
 }
 
 void backward_cpu(const Problem& p, const at::Tensor& grad_rgb, const at::Tensor& grad_depth,
                   const at::Tensor& grad_weights, const at::Tensor& grad_weights_sum,
                   const at::Tensor& stats, at::Tensor& grad_planes_cl, at::Tensor& g_w0t,
                   at::Tensor& g_b0, at::Tensor& g_w1t, at::Tensor& g_b1) {
-  AT_DISPATCH_FLOATING_TYPES(p.planes_cl.scalar_type(), "render_triplane_backward_cpu", [&] {
-    const View<scalar_t> v(p);
-    const Upstream<scalar_t> up{grad_rgb.data_ptr<scalar_t>(), grad_depth.data_ptr<scalar_t>(),
-                                grad_weights.data_ptr<scalar_t>(),
-                                grad_weights_sum.data_ptr<scalar_t>(),
-                                stats.data_ptr<scalar_t>()};
-    backward_kernel<scalar_t>(p, v, up, grad_planes_cl, g_w0t.data_ptr<scalar_t>(),
-                              g_b0.data_ptr<scalar_t>(), g_w1t.data_ptr<scalar_t>(),
-                              g_b1.data_ptr<scalar_t>());
-  });
+  switch (cpu::current()) {
+    case cpu::Capability::kAvx512:
+      return avx512::backward(p, grad_rgb, grad_depth, grad_weights, grad_weights_sum, stats,
+                              grad_planes_cl, g_w0t, g_b0, g_w1t, g_b1);
+    case cpu::Capability::kAvx2:
+      return avx2::backward(p, grad_rgb, grad_depth, grad_weights, grad_weights_sum, stats,
+                            grad_planes_cl, g_w0t, g_b0, g_w1t, g_b1);
+    default:
+      return baseline::backward(p, grad_rgb, grad_depth, grad_weights, grad_weights_sum, stats,
+                                grad_planes_cl, g_w0t, g_b0, g_w1t, g_b1);
+  }
 }
 
 }  // namespace fused

@@ -61,16 +61,7 @@ inline void blend(int n, const scalar_t* const* src, const acc_t* w, int64_t C, 
 // therefore prefetches the rows of the point kAhead positions later.
 constexpr int kAhead = 8;
 
-// GCC treats __builtin_prefetch as free of side effects, so a function that only prefetches is
-// found "pure" and its calls are deleted (the backward's prefetches were, until the empty
-// volatile asm below marked the prefetch as a side effect).
-template <typename T>
-inline void prefetch_row(const T* row, int64_t C) {
-  const char* bytes = reinterpret_cast<const char*>(row);
-  const int64_t size = C * static_cast<int64_t>(sizeof(T));
-  for (int64_t b = 0; b < size; b += 64) __builtin_prefetch(bytes + b);
-  __asm__ __volatile__("" : : "r"(bytes));
-}
+using cpu::prefetch_row;
 
 // The (up to) 12 taps of one point: rows and weights, plane k's taps ending at end[k].
 template <typename scalar_t, typename acc_t>
