@@ -22,82 +22,59 @@ namespace decoder {
 constexpr double kColorScale = 1.0 + 2e-3;  // MipNeRF's widened sigmoid
 constexpr double kColorShift = 1e-3;
 
-// Outputs per register block: the accumulators of a block stay in registers across the whole
-// input loop (8 AVX2 / 4 AVX-512 registers), instead of a load-add-store chain through memory.
-constexpr int64_t kBlock = 64;
+// out[0, width) += sum_k x[k * sx] * rows[k * sr + (0, width)], k < n: the one loop nest of
+// the decoder's forward and backward. The outputs go in register blocks of 64, 32 or 8 (sizes
+// known to the compiler, so the block's accumulators stay in registers over the whole k loop
+// instead of a load-add-store chain through memory), then one by one.
+template <int64_t B, typename T>
+NGK_HOST_DEVICE void accumulate_block(const T* x, int64_t sx, const T* rows, int64_t sr,
+                                      int64_t n, T* out) {
+  T acc[B];
+  for (int64_t o = 0; o < B; ++o) acc[o] = T(0);
+  for (int64_t k = 0; k < n; ++k) {
+    const T xk = x[k * sx];
+    const T* row = rows + k * sr;
+    for (int64_t o = 0; o < B; ++o) acc[o] += xk * row[o];
+  }
+  for (int64_t o = 0; o < B; ++o) out[o] += acc[o];
+}
+
+template <typename T>
+NGK_HOST_DEVICE void accumulate(const T* x, int64_t sx, const T* rows, int64_t sr, int64_t n,
+                                int64_t width, T* out) {
+  int64_t o0 = 0;
+  for (; width - o0 >= 64; o0 += 64) accumulate_block<64>(x, sx, rows + o0, sr, n, out + o0);
+  for (; width - o0 >= 32; o0 += 32) accumulate_block<32>(x, sx, rows + o0, sr, n, out + o0);
+  for (; width - o0 >= 8; o0 += 8) accumulate_block<8>(x, sx, rows + o0, sr, n, out + o0);
+  for (; o0 < width; ++o0) accumulate_block<1>(x, sx, rows + o0, sr, n, out + o0);
+}
 
 // y (n_out) = bias + x (n_in) @ wt (n_in, n_out)
 template <typename T>
 NGK_HOST_DEVICE void linear(const T* x, const T* wt, const T* bias, int64_t n_in, int64_t n_out,
                             T* y) {
-  for (int64_t o0 = 0; o0 < n_out; o0 += kBlock) {
-    const int64_t width = n_out - o0 < kBlock ? n_out - o0 : kBlock;
-    T acc[kBlock];
-    for (int64_t o = 0; o < width; ++o) acc[o] = bias[o0 + o];
-    for (int64_t i = 0; i < n_in; ++i) {
-      const T xi = x[i];
-      const T* row = wt + i * n_out + o0;
-      if (width == kBlock) {
-        for (int64_t o = 0; o < kBlock; ++o) acc[o] += xi * row[o];
-      } else {
-        for (int64_t o = 0; o < width; ++o) acc[o] += xi * row[o];
-      }
-    }
-    for (int64_t o = 0; o < width; ++o) y[o0 + o] = acc[o];
-  }
+  for (int64_t o = 0; o < n_out; ++o) y[o] = bias[o];
+  accumulate(x, 1, wt, n_out, n_in, n_out, y);
 }
 
-// Backward of linear, input side: gx (n_in) = w^T gy with w (n_out, n_in) = wt^T. The
-// accumulators of a block of inputs stay in registers over the loop on outputs.
+// Backward of linear, input side: gx (n_in) = w^T gy with w (n_out, n_in) = wt^T.
 template <typename T>
 NGK_HOST_DEVICE void linear_backward_input(const T* w, const T* gy, int64_t n_in, int64_t n_out,
                                            T* gx) {
-  for (int64_t i0 = 0; i0 < n_in; i0 += kBlock) {
-    const int64_t width = n_in - i0 < kBlock ? n_in - i0 : kBlock;
-    T acc[kBlock];
-    for (int64_t i = 0; i < width; ++i) acc[i] = T(0);
-    for (int64_t o = 0; o < n_out; ++o) {
-      const T g = gy[o];
-      const T* row = w + o * n_in + i0;
-      if (width == kBlock) {
-        for (int64_t i = 0; i < kBlock; ++i) acc[i] += g * row[i];
-      } else {
-        for (int64_t i = 0; i < width; ++i) acc[i] += g * row[i];
-      }
-    }
-    for (int64_t i = 0; i < width; ++i) gx[i0 + i] = acc[i];
-  }
+  for (int64_t i = 0; i < n_in; ++i) gx[i] = T(0);
+  accumulate(gy, 1, w, n_in, n_out, n_in, gx);
 }
 
 // Backward of linear, weight side, for n points at once: gwt (n_in, n_out) += x^T gy and
-// gbias (n_out) += sum of gy's rows, with x (n, n_in) and gy (n, n_out). Each gwt entry is
+// gbias (n_out) += the sum of gy's rows, with x (n, n_in) and gy (n, n_out). Each gwt entry is
 // read and written once per call (the sum over the points runs in registers).
 template <typename T>
 NGK_HOST_DEVICE void linear_backward_weight(const T* x, const T* gy, int64_t n, int64_t n_in,
                                             int64_t n_out, T* gwt, T* gbias) {
-  for (int64_t o0 = 0; o0 < n_out; o0 += kBlock) {
-    const int64_t width = n_out - o0 < kBlock ? n_out - o0 : kBlock;
-    T acc[kBlock];
-    for (int64_t o = 0; o < width; ++o) acc[o] = T(0);
-    for (int64_t j = 0; j < n; ++j) {
-      for (int64_t o = 0; o < width; ++o) acc[o] += gy[j * n_out + o0 + o];
-    }
-    for (int64_t o = 0; o < width; ++o) gbias[o0 + o] += acc[o];
-    for (int64_t i = 0; i < n_in; ++i) {
-      for (int64_t o = 0; o < width; ++o) acc[o] = T(0);
-      for (int64_t j = 0; j < n; ++j) {
-        const T xi = x[j * n_in + i];
-        const T* row = gy + j * n_out + o0;
-        if (width == kBlock) {
-          for (int64_t o = 0; o < kBlock; ++o) acc[o] += xi * row[o];
-        } else {
-          for (int64_t o = 0; o < width; ++o) acc[o] += xi * row[o];
-        }
-      }
-      T* grow = gwt + i * n_out + o0;
-      for (int64_t o = 0; o < width; ++o) grow[o] += acc[o];
-    }
+  for (int64_t j = 0; j < n; ++j) {
+    for (int64_t o = 0; o < n_out; ++o) gbias[o] += gy[j * n_out + o];
   }
+  for (int64_t i = 0; i < n_in; ++i) accumulate(x + i, n_in, gy, n_out, n, n_out, gwt + i * n_out);
 }
 
 // colour from the decoder output, and d colour / d out as a function of the colour's sigmoid s.
