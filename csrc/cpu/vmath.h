@@ -73,5 +73,18 @@ NGK_HOST_DEVICE float vlog1p(float y) {
 NGK_HOST_DEVICE double vexp(double x) { return std::exp(x); }
 NGK_HOST_DEVICE double vlog1p(double y) { return std::log1p(y); }
 
+// sigmoid(x) from one exp of -|x| (no overflow for any x).
+template <typename T>
+NGK_HOST_DEVICE T vsigmoid(T x) {
+  const T e = vexp(x > T(0) ? -x : x);
+  return (x >= T(0) ? T(1) : e) / (T(1) + e);
+}
+
+// log(1 + exp(x)) as max(x, 0) + log1p(exp(-|x|)) (no overflow for any x).
+template <typename T>
+NGK_HOST_DEVICE T vsoftplus(T x) {
+  return (x > T(0) ? x : T(0)) + vlog1p(vexp(x > T(0) ? -x : x));
+}
+
 }  // namespace cpu
 }  // namespace nerfgan_kernels

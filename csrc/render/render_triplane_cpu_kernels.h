@@ -41,24 +41,15 @@ using composite::Interval;
 constexpr int64_t kChunkRays = 2048;  // rays (all batches) per scatter chunk
 constexpr int64_t kBlockRays = 8;     // rays per decoder-gradient slot
 
+// torch's softplus (linear above its threshold) and its derivative.
 template <typename T>
 NGK_HOST_DEVICE T softplus(T x) {
-  const T e = cpu::vexp(x > T(0) ? -x : x);
-  return x > T(composite::kSoftplusThreshold) ? x : (x > T(0) ? x : T(0)) + cpu::vlog1p(e);
+  return x > T(composite::kSoftplusThreshold) ? x : cpu::vsoftplus(x);
 }
 
-// d softplus / dx = sigmoid(x) (1 above the threshold, as torch).
 template <typename T>
 NGK_HOST_DEVICE T softplus_grad(T x) {
-  if (x > T(composite::kSoftplusThreshold)) return T(1);
-  const T e = cpu::vexp(x > T(0) ? -x : x);
-  return (x >= T(0) ? T(1) : e) / (T(1) + e);
-}
-
-template <typename T>
-NGK_HOST_DEVICE T sigmoid(T x) {
-  const T e = cpu::vexp(x > T(0) ? -x : x);
-  return (x >= T(0) ? T(1) : e) / (T(1) + e);
+  return x > T(composite::kSoftplusThreshold) ? T(1) : cpu::vsigmoid(x);
 }
 
 template <typename T>
@@ -193,7 +184,7 @@ void forward_kernel(const View<T>& v, T* rgb, T* depth, T* weights, T* weights_s
         const T a = ray.color_weight(j);
         if (a == T(0)) continue;
         const T* oj = ray.out.data() + j * v.O + 1;
-        for (int64_t c = 0; c < F; ++c) acc[c] += a * decoder::color_of(sigmoid(oj[c]));
+        for (int64_t c = 0; c < F; ++c) acc[c] += a * decoder::color_of(cpu::vsigmoid(oj[c]));
       }
       for (int64_t c = 0; c < F; ++c) {
         T value = acc[c];  // = 2 * sum_k w_k * (c_k + c_k+1) / 2
@@ -249,7 +240,7 @@ void backward_ray(Ray<T>& ray, int64_t i, const Upstream<T>& up, const DecoderGr
   for (int64_t j = 0; j < ray.decoded; ++j) {
     const T* oj = ray.out.data() + j * O + 1;
     T dot = 0;
-    for (int64_t c = 0; c < F; ++c) dot += g_rgb[c] * decoder::color_of(sigmoid(oj[c]));
+    for (int64_t c = 0; c < F; ++c) dot += g_rgb[c] * decoder::color_of(cpu::vsigmoid(oj[c]));
     gdot[j] = dot;
     grad_sigma[j] = T(0);
   }
@@ -302,7 +293,7 @@ void backward_ray(Ray<T>& ray, int64_t i, const Upstream<T>& up, const DecoderGr
     doutj[0] = grad_sigma[j];
 #pragma omp simd
     for (int64_t c = 0; c < F; ++c) {
-      doutj[1 + c] = g_rgb[c] * a * decoder::color_grad(sigmoid(oj[1 + c]));
+      doutj[1 + c] = g_rgb[c] * a * decoder::color_grad(cpu::vsigmoid(oj[1 + c]));
     }
     decoder::linear_backward_input(v.w1, doutj, Hd, O, dprej);
     const T* prej = ray.pre.data() + j * Hd;
