@@ -8,6 +8,12 @@ composite kernel) and "reference" (the same chain on the PyTorch references), ex
 the decoder), and on the CPU the peak RSS of one forward+backward above the RSS once the inputs
 exist (Linux: VmHWM reset through /proc/self/clear_refs).
 
+Second table: the whole importance render (``ImportanceRenderer``, ops "fused" / "kernels" /
+"reference", default budget, no checkpointing) on the embedded default generator's own planes
+and decoder (training item 0, 128 x 128 rays from the first held-out camera, its 24 + 24
+samples), fwd+bwd to the planes and the decoder's parameters, with the fraction of the final
+pass's decoder evaluations the masked march skips.
+
     python benchmarks/bench_fused.py [--device cpu|cuda|all] [--repeats 3] [--rays 16384] [--out FILE.md]
 """
 
@@ -105,14 +111,76 @@ def bench(device, repeats, rays):
     return rows
 
 
+def skipped_fraction(weights: torch.Tensor, t_min: float) -> float:
+    """Fraction of samples (N, R, S-1, 1 weights) a march with ``t_min`` never decodes: ray
+    samples after the first interval whose transmittance is below t_min."""
+    w = weights.squeeze(-1).double()
+    trans_before = 1 - torch.cumsum(w, -1) + w  # transmittance in front of each interval
+    S = w.shape[-1] + 1
+    dead = trans_before < t_min
+    first = torch.where(dead.any(-1), dead.float().argmax(-1), torch.full_like(w[..., 0], S - 1).long())
+    decoded = torch.clamp(first + 1, max=S)
+    return 1 - decoded.sum().item() / (S * decoded.numel())
+
+
+def bench_generator_render(device, repeats):
+    """ImportanceRenderer fused / kernels / reference on the default generator (rows)."""
+    from inversion.data.train_default import held_out_cameras, item_z
+
+    from nerfgan_kernels.models import load_generator
+    from nerfgan_kernels.render import ImportanceRenderer
+    from nerfgan_kernels.render.rays import camera_rays
+
+    G = load_generator("default").to(device)
+    with torch.no_grad():
+        ws = G.mapping(item_z(0, G.z_dim)[None].to(device), torch.zeros(1, 25, device=device))
+        planes = G.planes(ws).detach()
+    origins, directions = camera_rays(held_out_cameras()[:1].to(device), 128)
+    rows, times = [], {}
+    for ops in ("fused", "kernels", "reference"):
+        renderer = ImportanceRenderer(ops=ops)
+        for mode, kw in (("exact", EXACT), ("masked", MASKED)):
+            options = G.render_options(True, **kw)
+
+            def fwd():
+                with torch.no_grad():
+                    return renderer(planes, G.decoder, origins, directions, options)
+
+            def fwd_bwd():
+                p = planes.detach().requires_grad_(True)
+                rgb, depth, ws_ = renderer(p, G.decoder, origins, directions, options)
+                torch.autograd.grad(rgb.sum() + depth.sum() + ws_.sum(),
+                                    (p, *G.decoder.parameters()))
+
+            f, fb = time_fn(fwd, device, repeats), time_fn(fwd_bwd, device, repeats)
+            mem = peak_memory_mb(fwd_bwd, device) if device.type == "cuda" else peak_rss_mib(fwd_bwd)
+            times[ops, mode] = fb
+            row = {"device": device_name(device), "impl": ops, "mode": mode, "fwd ms": f,
+                   "fwd+bwd ms": fb, "peak MiB": mem}
+            if mode == "masked" and ops == "fused":
+                with torch.no_grad():
+                    samples = renderer(planes, G.decoder, origins, directions,
+                                       dict(options, return_samples=True))[3]
+                row["decoder evals skipped"] = skipped_fraction(samples["weights"], MASKED["t_min"])
+            rows.append(row)
+    for row in rows:
+        row["fwd+bwd vs kernels"] = times["kernels", row["mode"]] / row["fwd+bwd ms"]
+        row["fwd+bwd vs reference"] = times["reference", row["mode"]] / row["fwd+bwd ms"]
+    return rows
+
+
 def main(argv=None) -> str:
     args = bench_args(__doc__, argv=argv,
                       extra=lambda p: p.add_argument("--rays", type=int, default=128 * 128))
-    rows = []
+    rows, gen_rows = [], []
     for device in selected_devices(args.device):
         rows += bench(device, args.repeats, args.rays)
-    return emit(f"render_triplane: planes 3x32x256x256, {args.rays} rays x {SAMPLES} samples",
+        gen_rows += bench_generator_render(device, args.repeats)
+    text = emit(f"render_triplane: planes 3x32x256x256, {args.rays} rays x {SAMPLES} samples",
                 rows, out=args.out)
+    return text + emit("ImportanceRenderer on the default generator (item 0, held-out camera, "
+                       "128x128 rays, 24 + 24 samples)", gen_rows,
+                       out=args.out)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """One full EG3D-512 generator forward (FFHQ configuration, random weights, batch 1), with the
-renderer on the fused ops vs on the PyTorch reference ops, side by side in one run.
+renderer on the kernels vs on the PyTorch reference ops, side by side in one run.
 
     python benchmarks/bench_generator.py [--device cpu|cuda] [--repeats 2] [--nrr 128] [--out FILE.md]
 """
@@ -49,7 +49,7 @@ def main(argv=None) -> str:
     for i, what in enumerate(["synthesis forward", "synthesis forward+backward"]):
         k, r = times["kernels"][i], times["reference"][i]
         rows.append({"device": device_name(device), "work": f"{what} (nrr {args.nrr})",
-                     "fused ops ms": k, "reference ops ms": r, "speed-up": r / k})
+                     "kernels ms": k, "reference ops ms": r, "speed-up": r / k})
     return emit("EG3D FFHQ-512 generator, batch 1, fp32", rows, out=args.out)
 
 

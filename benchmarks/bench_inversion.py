@@ -1,5 +1,5 @@
 """Time per optimizer step of W projection, PTI and NeRFInvertor on the EG3D FFHQ-512 configuration
-(random weights, batch 1), renderer on the fused ops vs the PyTorch reference ops, in one run, and
+(random weights, batch 1), renderer on the kernels vs the PyTorch reference ops, in one run, and
 the projected wall time of the paper's full schedule (projection 500 steps; PTI 350 steps;
 NeRFInvertor 1000 steps).
 

@@ -4,7 +4,7 @@ regularizers.
 ``neighborhood_batch`` queries K latents x V cameras' ray samples with the tuned generator G and
 the frozen G0. All V cameras' points are concatenated into one point set per latent (G's own
 coarse + importance samples: coords (K, M, 3)) or shared by the K latents (stratified samples:
-coords (1, M, 3), the broadcast form), so one query is one launch of the fused ops on planes
+coords (1, M, 3), the broadcast form), so one query is one launch of the kernels on planes
 (K, ...); the points are split into as few chunks as fit ``max_memory_bytes``. G0's outputs at those points are
 computed once per step and reused by every explicit term (density-weighted colour, density,
 depth). Each chunk runs under activation checkpointing, so neither generator's (rays x samples x

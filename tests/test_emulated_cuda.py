@@ -450,6 +450,13 @@ def exercise_every_op(emu):
     merged, index = emu.ops.merge_samples_index(d, fine)
     values = emu.ops.merge_gather(index, d, fine)
     emu.ops.merge_gather_backward(torch.ones_like(values), index, 8, 5, True, True)
+    from test_render_triplane import make_decoder, make_planes, make_rays
+    planes, dec = make_planes(1, 4, 5, 6, torch.float32), make_decoder(4, 8, 3, torch.float32)
+    o, d, t = make_rays(1, 6, 1, 5, torch.float32)
+    args = (*dec.tensors(), o, d, t, torch.stack([t.min(), t.max()]))
+    out = emu.ops.render_triplane(planes, *args, 1.0, False, 0.0, 0.0)
+    emu.ops.render_triplane_backward(*(torch.ones_like(x) for x in out[:4]), planes, *args, out[4],
+                                     1.0, False, 0.0, 0.0)
 
 
 def test_every_global_kernel_runs_emulated(emu):

@@ -151,24 +151,37 @@ def render(G, ws, c):
     return G.synthesis(ws, c, deterministic=True)
 
 
-def test_autocast_render_of_the_default_generator(default_generator):
-    """Under CPU bf16 autocast the backbone and super-resolution convolutions run in bf16, the
-    ops receive bf16 planes and colours (the rays and depths stay float32), and image and depth
-    stay within 2e-2 (relative L2) of float32. (Measured: 1.3e-2 and 4e-3.)"""
+@pytest.mark.parametrize("ops", ["fused", "kernels"])
+def test_autocast_render_of_the_default_generator(default_generator, ops):
+    """Under CPU bf16 autocast the backbone and super-resolution convolutions run in bf16; with
+    ops="kernels" the per-op kernels receive bf16 planes and colours (the rays and depths stay
+    float32); the fused renderer (the default) computes in the planes' float32 (its activations
+    never reach memory). Image and depth stay within 2e-2 (relative L2) of float32.
+    (Measured, kernels: 1.3e-2 and 4e-3.)"""
     from inversion.data.train_default import held_out_cameras, item_z
+
+    from nerfgan_kernels.render import ImportanceRenderer
 
     G = default_generator
     c = held_out_cameras()[:2]
-    with torch.no_grad():
-        ws = G.mapping(item_z(0, G.z_dim)[None].expand(2, -1), torch.zeros(2, 25))
-        full = render(G, ws, c)
-        with DtypeLog() as log:
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                half = render(G, ws, c)
+    renderer, G.renderer = G.renderer, ImportanceRenderer(ops=ops)
+    try:
+        with torch.no_grad():
+            ws = G.mapping(item_z(0, G.z_dim)[None].expand(2, -1), torch.zeros(2, 25))
+            full = render(G, ws, c)
+            with DtypeLog() as log:
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    half = render(G, ws, c)
+    finally:
+        G.renderer = renderer
     convs = log.dtypes("aten.convolution")
     assert convs and convs == {torch.bfloat16}  # backbone and super-resolution
-    assert log.dtypes("nerfgan_kernels.triplane_sample") == {torch.bfloat16}  # the planes
-    assert log.dtypes("nerfgan_kernels.composite") == {torch.bfloat16}  # the colours
+    if ops == "kernels":
+        assert log.dtypes("nerfgan_kernels.triplane_sample") == {torch.bfloat16}  # the planes
+        assert log.dtypes("nerfgan_kernels.composite") == {torch.bfloat16}  # the colours
+    else:
+        assert log.dtypes("nerfgan_kernels.render_triplane") == {torch.float32}
+        assert not log.dtypes("nerfgan_kernels.triplane_sample")  # no per-op fallback
     for key in ("image", "image_depth"):  # relative L2 error of the whole picture
         assert torch.isfinite(half[key]).all()
         err = ((half[key].float() - full[key]).norm() / full[key].norm()).item()

@@ -3,10 +3,13 @@ EG3D's renderer, kernels vs reference ops, chunking, memory planning, patching."
 
 from __future__ import annotations
 
+import copy
 import math
+import warnings
 import weakref
 
 import pytest
+
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
@@ -223,7 +226,7 @@ def test_renderer_matches_eg3d_port(variant):
         options.update(white_back=True)
     with torch.no_grad():
         expected = eg3d_render(planes, decoder, origins, directions, options, jitter, u)
-        for ops in ("reference", "kernels"):
+        for ops in ("reference", "kernels", "fused"):
             out = ImportanceRenderer(ops=ops)(planes, decoder, origins, directions, options)
             assert len(out) == 3
             for o, e in zip(out, expected):
@@ -250,11 +253,67 @@ def test_kernels_and_reference_agree_with_gradients():
                 torch.randn(N, R, 1, generator=g))
     out_k, grads_k = _grads(ImportanceRenderer("kernels"), planes, decoder, origins, directions, OPTIONS, upstream)
     out_r, grads_r = _grads(ImportanceRenderer("reference"), planes, decoder, origins, directions, OPTIONS, upstream)
-    for a, b in zip(out_k, out_r):
-        assert rel_err(a, b) <= TOL
-    for a, b in zip(grads_k, grads_r):
-        assert torch.isfinite(a).all() and a.abs().max() > 0  # gradient reaches planes and decoder
-        assert rel_err(a, b) <= GRAD_TOL
+    out_f, grads_f = _grads(ImportanceRenderer("fused"), planes, decoder, origins, directions, OPTIONS, upstream)
+    for out in (out_k, out_f):
+        for a, b in zip(out, out_r):
+            assert rel_err(a, b) <= TOL
+    for grads in (grads_k, grads_f):
+        for a, b in zip(grads, grads_r):
+            assert torch.isfinite(a).all() and a.abs().max() > 0  # reaches planes and decoder
+            assert rel_err(a, b) <= GRAD_TOL
+
+
+@pytest.mark.parametrize("variant", ["exact", "masked", "samples", "broadcast"])
+def test_fused_renderer_equals_reference_float64(variant):
+    """ImportanceRenderer(ops="fused") == ops="reference" in float64 (importance sampling,
+    every output and gradient); masked against the reference's masked render; return_samples
+    gives the same per-sample tensors."""
+    planes, decoder, origins, directions = make_scene()
+    planes, origins, directions = planes.double(), origins.double(), directions.double()
+    decoder = copy.deepcopy(decoder).double()
+    if variant == "broadcast":
+        planes = planes[:1]
+    options = dict(OPTIONS)
+    if variant == "masked":
+        options.update(t_min=1e-2, alpha_min=1e-3)
+    if variant == "samples":
+        options.update(return_samples=True)
+    N, R = origins.shape[:2]
+    g = torch.Generator().manual_seed(7)
+    upstream = tuple(torch.randn(N, R, k, generator=g, dtype=torch.float64) for k in (32, 1, 1))
+    out_f, grads_f = _grads(ImportanceRenderer("fused"), planes, decoder, origins, directions,
+                            options, upstream)
+    out_r, grads_r = _grads(ImportanceRenderer("reference"), planes, decoder, origins,
+                            directions, options, upstream)
+    for a, b in zip(list(out_f) + grads_f, list(out_r) + grads_r):
+        assert a.abs().max() > 0 and rel_err(a, b) <= 1e-9
+    if variant == "samples":
+        with torch.no_grad():
+            sf = ImportanceRenderer("fused")(planes, decoder, origins, directions, options)[3]
+            sr = ImportanceRenderer("reference")(planes, decoder, origins, directions, options)[3]
+        assert sf.keys() == sr.keys()
+        for key in sf:
+            assert rel_err(sf[key], sr[key]) <= 1e-9, key
+
+
+def test_fused_renderer_falls_back_with_one_warning():
+    """What the fused op does not cover renders with "kernels" (same result), warning once."""
+    from nerfgan_kernels import _ext
+
+    planes, decoder, origins, directions = make_scene()
+    origins = origins.clone().requires_grad_(True)
+    _ext._warned.discard("fused:ray origins / directions require grad (the fused op has no "
+                         "camera gradient)")
+    with pytest.warns(RuntimeWarning, match="ops='kernels' because ray origins"):
+        out = ImportanceRenderer("fused")(planes, decoder, origins, directions, OPTIONS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = ImportanceRenderer("fused")(planes, decoder, origins, directions, OPTIONS)
+    expected = ImportanceRenderer("kernels")(planes, decoder, origins, directions, OPTIONS)
+    for a, b, c in zip(out, again, expected):
+        assert rel_err(a, c) <= 1e-6 and rel_err(b, c) <= 1e-6
+    out[0].sum().backward()
+    assert origins.grad is not None and origins.grad.abs().max() > 0
 
 
 def test_density_masking_stays_close_to_exact():

@@ -11,9 +11,6 @@ namespace nerfgan_kernels {
 namespace fused {
 namespace {
 
-constexpr int64_t kMaxHidden = 128;
-constexpr int64_t kMaxOutput = 64;
-
 void check_same(const at::Tensor& t, const char* name, const at::Tensor& planes) {
   check_same_device(t, name, planes, "planes");
   check_same_dtype(t, name, planes, "planes");
@@ -29,8 +26,8 @@ Problem make_problem(const at::Tensor& planes, const at::Tensor& weight0, const 
   const auto type = planes.scalar_type();
   TORCH_CHECK(type == at::kFloat || type == at::kDouble,
               "planes must be float32 or float64 for render_triplane, got ", type);
-  TORCH_CHECK(!runs_cuda_kernels(planes),
-              "render_triplane has no CUDA kernel yet; planes is on ", planes.device());
+  TORCH_CHECK(planes.is_cpu() || runs_cuda_kernels(planes),
+              "planes must be a CPU or CUDA tensor, got ", planes.device());
   const int64_t C = planes.size(2);
   check_dim(weight0, "weight0", 2, "(hidden, C)");
   const int64_t Hd = weight0.size(0);
@@ -122,7 +119,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> render_tr
   at::Tensor weights = at::empty({p.N, p.R, std::max<int64_t>(p.S - 1, 0), 1}, opts);
   at::Tensor weights_sum = at::empty({p.N, p.R, 1}, opts);
   at::Tensor stats = at::empty({p.N, p.R, 2}, opts);
-  if (p.N * p.R > 0) fused::forward_cpu(p, rgb, depth, weights, weights_sum, stats);
+  if (p.N * p.R > 0) {
+    if (runs_cuda_kernels(planes)) {
+#ifdef NERFGAN_KERNELS_WITH_CUDA
+      fused::forward_cuda(p, rgb, depth, weights, weights_sum, stats);
+#else
+      TORCH_CHECK(false, "planes is a CUDA tensor but nerfgan_kernels was built without CUDA");
+#endif
+    } else {
+      fused::forward_cpu(p, rgb, depth, weights, weights_sum, stats);
+    }
+  }
   return {rgb, depth, weights, weights_sum, stats};
 }
 
@@ -157,8 +164,19 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> render_tr
   at::Tensor g_w0t = at::zeros({p.C, p.Hd}, opts), g_b0 = at::zeros({p.Hd}, opts);
   at::Tensor g_w1t = at::zeros({p.Hd, p.O}, opts), g_b1 = at::zeros({p.O}, opts);
   if (N * R > 0) {
-    fused::backward_cpu(p, g_rgb, g_depth, g_weights, g_ws, stats.contiguous(), grad_planes_cl,
-                        g_w0t, g_b0, g_w1t, g_b1);
+    check_same_device(stats, "stats", planes, "planes");
+    check_same_dtype(stats, "stats", planes, "planes");
+    if (runs_cuda_kernels(planes)) {
+#ifdef NERFGAN_KERNELS_WITH_CUDA
+      fused::backward_cuda(p, g_rgb, g_depth, g_weights, g_ws, stats.contiguous(), grad_planes_cl,
+                           g_w0t, g_b0, g_w1t, g_b1);
+#else
+      TORCH_CHECK(false, "planes is a CUDA tensor but nerfgan_kernels was built without CUDA");
+#endif
+    } else {
+      fused::backward_cpu(p, g_rgb, g_depth, g_weights, g_ws, stats.contiguous(), grad_planes_cl,
+                          g_w0t, g_b0, g_w1t, g_b1);
+    }
   }
   return {grad_planes_cl.permute({0, 1, 4, 2, 3}).contiguous(), g_w0t.t().contiguous(), g_b0,
           g_w1t.t().contiguous(), g_b1};

@@ -32,9 +32,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> render_tr
 
 namespace fused {
 
-// Everything the CPU kernels read, as contiguous tensors: planes channels-last (Np, 3, H, W, C),
-// the decoder's weights w0 (Hd, C), w1 (O, Hd) and transposed w0t (C, Hd), w1t (Hd, O),
-// origins / directions (Nr, R, 3), depths (Nd, R, S).
+// Largest decoder the kernels take (nerfgan_kernels/ops/fused.py's MAX_HIDDEN / MAX_OUTPUT): the
+// CUDA kernels size their per-thread arrays with them.
+constexpr int64_t kMaxHidden = 128;
+constexpr int64_t kMaxOutput = 64;  // F; the decoder has O = 1 + F outputs
+
+// Everything the CPU and CUDA kernels read, as contiguous tensors: planes channels-last
+// (Np, 3, H, W, C), the decoder's weights w0 (Hd, C), w1 (O, Hd) and transposed w0t (C, Hd),
+// w1t (Hd, O), origins / directions (Nr, R, 3), depths (Nd, R, S).
 struct Problem {
   at::Tensor planes_cl, w0, w0t, b0, w1, w1t, b1, origins, directions, depths;
   int64_t Np, Nr, Nd, N, R, S, C, H, W, Hd, O;
@@ -51,6 +56,18 @@ void backward_cpu(const Problem& p, const at::Tensor& grad_rgb, const at::Tensor
                   const at::Tensor& grad_weights, const at::Tensor& grad_weights_sum,
                   const at::Tensor& stats, at::Tensor& grad_planes_cl, at::Tensor& g_w0t,
                   at::Tensor& g_b0, at::Tensor& g_w1t, at::Tensor& g_b1);
+
+#ifdef NERFGAN_KERNELS_WITH_CUDA
+// The CUDA kernels (render_triplane_cuda.cu): the same contract as forward_cpu / backward_cpu,
+// for a Problem whose tensors are on one CUDA device.
+void forward_cuda(const Problem& p, at::Tensor& rgb, at::Tensor& depth, at::Tensor& weights,
+                  at::Tensor& weights_sum, at::Tensor& stats);
+
+void backward_cuda(const Problem& p, const at::Tensor& grad_rgb, const at::Tensor& grad_depth,
+                   const at::Tensor& grad_weights, const at::Tensor& grad_weights_sum,
+                   const at::Tensor& stats, at::Tensor& grad_planes_cl, at::Tensor& g_w0t,
+                   at::Tensor& g_b0, at::Tensor& g_w1t, at::Tensor& g_b1);
+#endif
 
 }  // namespace fused
 }  // namespace nerfgan_kernels

@@ -1,4 +1,4 @@
-"""EG3D-compatible generator on the fused ops, and safe checkpoint loading."""
+"""EG3D-compatible generator on this package's kernels, and safe checkpoint loading."""
 
 from .checkpoint import build_generator, load_generator, save_generator
 from .eg3d_pickle import UnsafePickleError, read_eg3d_pickle

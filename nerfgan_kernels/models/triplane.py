@@ -1,4 +1,4 @@
-"""EG3D's TriPlaneGenerator on the fused ops: mapping -> StyleGAN2 backbone -> tri-planes ->
+"""EG3D's TriPlaneGenerator on this package's kernels: mapping -> StyleGAN2 backbone -> tri-planes ->
 importance renderer (our kernels) -> super-resolution. State-dict keys and shapes equal EG3D's.
 
 It also implements the generator protocol of design.md that the inversion methods use.

@@ -1,4 +1,4 @@
-"""Pure-PyTorch reference implementations of the fused ops, with the same signatures.
+"""Pure-PyTorch reference implementations of the ops, with the same signatures.
 
 They are written from EG3D's semantics (shared docs/eg3d-reference.md) with plain torch ops, and
 are what the kernels are tested against and what the package falls back to without the extension.

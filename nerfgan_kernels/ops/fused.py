@@ -146,8 +146,8 @@ def render_triplane(planes: torch.Tensor, decoder, ray_origins: torch.Tensor,
     Np, Nr, Nd equal or 1; N the largest. Returns rgb (N, R, F) in EG3D's [-1, 1] convention,
     depth (N, R, 1), weights (N, R, S-1, 1) (no gradient) and weights_sum (N, R, 1).
     Gradients flow to planes and the decoder's tensors; ray origins, directions and depths get
-    none (an error if they require it). float32 or float64 on the CPU; other devices run the
-    reference chain (``_reference.render_triplane``).
+    none (an error if they require it). float32 or float64, CPU or CUDA kernels; other dtypes
+    and devices run the reference chain (``_reference.render_triplane``).
     """
     from .._ext import kernel_for
     from . import _reference
@@ -162,7 +162,7 @@ def render_triplane(planes: torch.Tensor, decoder, ray_origins: torch.Tensor,
         raise ValueError("render_triplane has no gradient for ray_origins, ray_directions or "
                          "depths; detach them (or render with ops='kernels')")
     range_t = _depth_range_tensor(depth_range, depths)
-    ext = kernel_for(planes.device, "render_triplane") if planes.device.type == "cpu" else None
+    ext = kernel_for(planes.device, "render_triplane")
     if ext is None or planes.dtype not in (torch.float32, torch.float64):
         return _reference.render_triplane(planes, decoder, ray_origins, ray_directions, depths,
                                           box_warp=box_warp, white_back=white_back, t_min=t_min,

@@ -1,5 +1,5 @@
 """EG3D's importance sampling (``sample_pdf``) and the per-ray merge of the coarse and fine sample
-lists (``merge_samples``) as fused ops."""
+lists (``merge_samples``) as kernels."""
 
 from __future__ import annotations
 

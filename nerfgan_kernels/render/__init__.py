@@ -1,4 +1,4 @@
-"""Renderer building blocks on the fused ops, with EG3D's conventions and interfaces.
+"""Renderer building blocks on this package's kernels, with EG3D's conventions and interfaces.
 
 - rays: EG3D cameras (25-vectors), ray generation, ray/box limits, look-at cameras.
 - sampling: stratified depth samples.

@@ -1,11 +1,23 @@
-"""EG3D's importance renderer built on the fused ops (shared docs/eg3d-reference.md sections 4-7).
+"""EG3D's importance renderer on this package's kernels (shared docs/eg3d-reference.md sections 4-7).
 
 ``ImportanceRenderer`` has EG3D's interface, ``forward(planes, decoder, ray_origins,
 ray_directions, rendering_options) -> (rgb, depth, weights_sum)``, so EG3D-derived code can swap it
-in (see ``patch.patch_eg3d_generator``). Per chunk of rays it runs:
+in (see ``patch.patch_eg3d_generator``). Three computation paths (``ops``):
 
-    coarse depths -> triplane_sample(reduce="mean") -> decoder -> composite (coarse weights only)
-    -> sample_pdf -> fine depths -> triplane_sample -> decoder -> merge_samples -> composite
+    "fused" (default): per chunk of rays
+        render_triplane over the coarse depths (no grad, its weights only) -> sample_pdf ->
+        merge_samples (depths only) -> render_triplane over the merged depths
+      the coarse samples are decoded again in the final pass (cheaper than keeping them), and
+      nothing of size rays x samples x C is stored for the backward (the op recomputes).
+    "kernels": per chunk of rays
+        coarse depths -> triplane_sample(reduce="mean") -> decoder -> composite (coarse weights)
+        -> sample_pdf -> fine depths -> triplane_sample -> decoder -> merge_samples -> composite
+      (the decoder in PyTorch, its activations kept by autograd).
+    "reference": the "kernels" chain on the pure-PyTorch references.
+
+What the fused op does not cover falls back to "kernels" with one warning: a decoder that is not
+EG3D's OSG decoder, ``density_noise > 0``, ray origins / directions that require grad, planes
+that are not float32 / float64, or a device without its kernel.
 
 Chunking over rays never changes the result: the random draws (stratified jitter, importance
 ``u``, density noise) are made once for all rays, and the depth clamp uses the min/max of the
@@ -28,13 +40,14 @@ from .sampling import stratified_depths
 #: Default budget for the per-chunk intermediates of one render.
 DEFAULT_MAX_MEMORY_BYTES = 2 * 2**30
 
-OPS = ("kernels", "reference")
+OPS = ("fused", "kernels", "reference")
 
 
 def _op_module(ops: str):
-    """The module that provides triplane_sample / composite / sample_pdf / merge_samples: the
-    package (fused kernels) or the pure-PyTorch references. Looked up at call time."""
-    if ops == "kernels":
+    """The module that provides triplane_sample / composite / sample_pdf / merge_samples /
+    render_triplane: the package (its kernels) or the pure-PyTorch references. Looked up at call
+    time."""
+    if ops in ("fused", "kernels"):
         import nerfgan_kernels
         return nerfgan_kernels
     from ..ops import _reference
@@ -51,8 +64,15 @@ def _check_ops(ops) -> str:
 
 def ray_bytes(depth_resolution: int, n_importance: int, *, n_features: int = 32,
               hidden_dim: int = 64, output_dim: int = 32, itemsize: int = 4,
-              reference_ops: bool = False, grad: bool = True) -> int:
+              reference_ops: bool = False, grad: bool = True, fused: bool = False) -> int:
     """Upper estimate of the peak bytes one ray needs while its chunk renders.
+
+    fused (``ops="fused"``): only per-ray vectors live, with or without grad: coarse depths and
+    jitter (2 D), u (n), coarse weights (D - 1), fine depths (n), merged depths and their int64
+    index (3 S), final weights (S - 1) and, in the backward, their zero upstream gradient (S - 1),
+    rgb O, depth, weights_sum and the op's stats (4), and in the backward the same again for the
+    upstream gradients (O + 2). The op's own scratch does not grow with the chunk (the CPU
+    backward scatters per 2048 rays).
 
     Counted from the code, in elements (C features, H hidden, O outputs, S = D + n samples):
       per sample of a decode pass, what stays ``kept`` to the end of the chunk and what is
@@ -76,6 +96,8 @@ def ray_bytes(depth_resolution: int, n_importance: int, *, n_features: int = 32,
     """
     C, H, O, D, n = n_features, hidden_dim, output_dim, depth_resolution, n_importance
     S = D + n
+    if fused:
+        return int((3 * D + 2 * n + 5 * S + 2 * O + 6) * itemsize)
     if grad:  # activations accumulate over the passes
         kept, transient = 3 + C + 2 * H + (1 + O) + 2 * O + 1, 3 + O
         if reference_ops:
@@ -223,17 +245,63 @@ def _features(ops: str, planes, decoder, coords, box_warp: float) -> torch.Tenso
 def _kernel_layout(planes: torch.Tensor, ops: str) -> torch.Tensor:
     """For the kernels: planes as a (N, 3, C, H, W) view of a contiguous (N, 3, H, W, C) tensor,
     the layout they read, so that per-chunk calls do not each make that copy (differentiable).
-    Under autocast, float32 planes are cast to the autocast dtype in the same copy (what the
-    op's autocast rule would do on every call)."""
-    if ops != "kernels":
+    Under autocast, float32 planes are cast to the autocast dtype in the same copy for "kernels"
+    (what the op's autocast rule would do on every call); the fused op computes in the planes'
+    float32 (its activations never reach memory, so a narrower dtype would save nothing)."""
+    if ops == "reference":
         return planes
     device, dtype = planes.device.type, planes.dtype
-    if dtype == torch.float32 and torch.is_autocast_enabled(device):
+    if ops == "kernels" and dtype == torch.float32 and torch.is_autocast_enabled(device):
         dtype = torch.get_autocast_dtype(device)
     cl = planes.permute(0, 1, 3, 4, 2)
     if cl.is_contiguous() and dtype == planes.dtype:
         return planes
     return cl.to(dtype, memory_format=torch.contiguous_format).permute(0, 1, 4, 2, 3)
+
+
+def _fused_decoder(decoder):
+    """The decoder as the fused op's ``TriplaneDecoder``, or None when it is not OSG-like."""
+    from ..ops.fused import TriplaneDecoder
+    try:
+        return TriplaneDecoder.from_module(decoder)
+    except ValueError:
+        return None
+
+
+def _fused_unsupported(planes, decoder, ray_origins=None, ray_directions=None,
+                       density_noise: float = 0.0) -> str | None:
+    """Why ``ops="fused"`` cannot render this (the renderer then uses "kernels"), or None."""
+    from .._ext import cuda_available, extension_available
+    if not extension_available():
+        return "the compiled extension is not available"
+    if planes.device.type not in ("cpu", "cuda") or (planes.device.type == "cuda"
+                                                      and not cuda_available()):
+        return f"render_triplane has no kernel for {planes.device} tensors here"
+    if planes.dtype not in (torch.float32, torch.float64):
+        return f"planes are {planes.dtype} (the fused op takes float32 / float64)"
+    if ray_origins is not None and ray_origins.dtype != planes.dtype:
+        return f"planes are {planes.dtype} but rays {ray_origins.dtype} (the fused op takes one dtype)"
+    if _fused_decoder(decoder) is None:
+        return f"the decoder ({type(decoder).__name__}) is not EG3D's OSG decoder"
+    if density_noise > 0:
+        return "rendering_options['density_noise'] > 0"
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad
+                                       for t in (ray_origins, ray_directions)):
+        return "ray origins / directions require grad (the fused op has no camera gradient)"
+    return None
+
+
+def _resolve_ops(ops: str, *args, **kwargs) -> str:
+    """``ops``, or "kernels" (with one warning per reason) where "fused" does not cover the call."""
+    if ops != "fused":
+        return ops
+    reason = _fused_unsupported(*args, **kwargs)
+    if reason is None:
+        return ops
+    from .._ext import _warn_once
+    _warn_once(f"fused:{reason}", f"nerfgan_kernels: ImportanceRenderer(ops='fused') renders with "
+                                  f"ops='kernels' because {reason}")
+    return "kernels"
 
 
 def _check_points(planes, coords, name: str = "coords") -> None:
@@ -252,27 +320,35 @@ def _point_chunks(M: int, N: int, decoder, itemsize: int, max_memory_bytes) -> i
 
 
 def sample_mixed(planes: torch.Tensor, decoder, coords: torch.Tensor, directions=None,
-                 box_warp: float = 1.0, *, ops: str = "kernels",
+                 box_warp: float = 1.0, *, ops: str = "fused",
                  max_memory_bytes: float = DEFAULT_MAX_MEMORY_BYTES) -> dict:
     """Decoder output at points: EG3D's ``run_model`` / ``G.sample_mixed`` on given planes.
 
     planes (Np, 3, C, H, W), coords (N, M, 3) (Np == N or Np == 1), directions (N, M, 3) or None
     (unused by the OSG decoder). Returns {'rgb': (N, M, O), 'sigma': (N, M, 1) raw density}.
-    Points are processed in chunks of at most ``max_memory_bytes`` of intermediates.
+    Points are processed in chunks of at most ``max_memory_bytes`` of intermediates. With
+    ``ops="fused"`` and an OSG decoder the points go through ``decode_triplane``.
     """
     _check_points(planes, coords)
     N, M = max(planes.shape[0], coords.shape[0]), coords.shape[1]
     step = _point_chunks(M, N, decoder, planes.element_size(), max_memory_bytes)
-    planes = _kernel_layout(planes, _check_ops(ops))
+    ops = _resolve_ops(_check_ops(ops), planes, decoder)
+    planes = _kernel_layout(planes, ops)
+    fused = _fused_decoder(decoder) if ops == "fused" else None
     outs = []
     for s in range(0, max(M, 1), step):
+        if fused is not None:
+            import nerfgan_kernels
+            rgb, sigma = nerfgan_kernels.decode_triplane(planes, fused, coords[:, s:s + step], box_warp)
+            outs.append({"rgb": rgb, "sigma": sigma})
+            continue
         dirs = None if directions is None else directions[:, s:s + step]
         outs.append(decoder(_features(ops, planes, decoder, coords[:, s:s + step], box_warp), dirs))
     return {k: torch.cat([o[k] for o in outs], dim=1) for k in outs[0]}
 
 
 def render_density(planes: torch.Tensor, decoder, coords: torch.Tensor, box_warp: float = 1.0, *,
-                   ops: str = "kernels", max_memory_bytes: float = DEFAULT_MAX_MEMORY_BYTES):
+                   ops: str = "fused", max_memory_bytes: float = DEFAULT_MAX_MEMORY_BYTES):
     """Raw density (before the ray marcher's shifted softplus) at points, for the geometric
     regularizers of inversion and EG3D's ``sample_density``.
 
@@ -283,7 +359,8 @@ def render_density(planes: torch.Tensor, decoder, coords: torch.Tensor, box_warp
     _check_points(planes, coords)
     N, M = max(planes.shape[0], coords.shape[0]), coords.shape[1]
     step = _point_chunks(M, N, decoder, planes.element_size(), max_memory_bytes)
-    planes = _kernel_layout(planes, _check_ops(ops))
+    ops = "kernels" if _check_ops(ops) == "fused" else ops  # the decoder's density-only path
+    planes = _kernel_layout(planes, ops)
     sigmas = []
     for s in range(0, max(M, 1), step):
         feats = _features(ops, planes, decoder, coords[:, s:s + step], box_warp)
@@ -303,11 +380,13 @@ def generate_planes() -> torch.Tensor:
 
 
 class ImportanceRenderer(torch.nn.Module):
-    """EG3D's ``ImportanceRenderer`` on the fused ops (no parameters).
+    """EG3D's ``ImportanceRenderer`` on this package's kernels (no parameters).
 
     Args:
-        ops: "kernels" (the package's fused ops) or "reference" (the pure-PyTorch references,
-            for tests and benchmarks).
+        ops: "fused" (the fused renderer ``render_triplane``; what it does not cover renders
+            with "kernels" after one warning, see the module docstring), "kernels" (the per-op
+            kernels, the decoder in PyTorch) or "reference" (the pure-PyTorch references, for
+            tests and benchmarks).
         max_memory_bytes: default budget for one chunk's intermediates (rendering_options'
             ``max_memory_bytes`` overrides it per call).
 
@@ -336,10 +415,10 @@ class ImportanceRenderer(torch.nn.Module):
             for the backward unless ``checkpoint`` is set.
         checkpoint: with autograd recording, keep only each chunk's outputs and recompute the
             chunk in the backward (activation checkpointing), so the budget also bounds training
-            memory, at the price of a second forward.
+            memory, at the price of a second forward. "fused" always recomputes (ignored there).
     """
 
-    def __init__(self, ops: str = "kernels", max_memory_bytes: float = DEFAULT_MAX_MEMORY_BYTES):
+    def __init__(self, ops: str = "fused", max_memory_bytes: float = DEFAULT_MAX_MEMORY_BYTES):
         super().__init__()
         self.ops = _check_ops(ops)
         self.max_memory_bytes = max_memory_bytes
@@ -368,14 +447,17 @@ class ImportanceRenderer(torch.nn.Module):
                             max_memory_bytes=self.max_memory_bytes)
 
     def ray_bytes(self, rendering_options: dict, decoder=None, itemsize: int = 4,
-                  grad: bool = True) -> int:
-        """``ray_bytes`` for these options, this renderer's ops and the decoder's sizes."""
+                  grad: bool = True, ops: str | None = None) -> int:
+        """``ray_bytes`` for these options, the ops path (default this renderer's) and the
+        decoder's sizes."""
+        ops = self.ops if ops is None else ops
         n_imp = rendering_options.get("depth_resolution_importance", 0)
         return ray_bytes(rendering_options["depth_resolution"], n_imp,
                          n_features=getattr(decoder, "n_features", 32),
                          hidden_dim=getattr(decoder, "hidden_dim", 64),
                          output_dim=getattr(decoder, "output_dim", 32),
-                         itemsize=itemsize, reference_ops=self.ops == "reference", grad=grad)
+                         itemsize=itemsize, reference_ops=ops == "reference", grad=grad,
+                         fused=ops == "fused")
 
     # -- the render
 
@@ -413,21 +495,27 @@ class ImportanceRenderer(torch.nn.Module):
                      _rand((N, R, n, 1), opt, device, dtype, normal=True) * opt.density_noise
                      if n > 0 else None)
 
-        planes = _kernel_layout(planes, self.ops)
+        ops = _resolve_ops(self.ops, planes, decoder, ray_origins, ray_directions,
+                           0.0 if opt.deterministic else opt.density_noise)
+        planes = _kernel_layout(planes, ops)
         grad = torch.is_grad_enabled()
         step = plan_chunks(N, R, self.ray_bytes(rendering_options, decoder, ray_origins.element_size(),
-                                                grad), opt.max_memory_bytes)
+                                                grad, ops), opt.max_memory_bytes)
+        fused = _fused_decoder(decoder) if ops == "fused" else None
         results = []
         for s in range(0, max(R, 1), step):
             sl = slice(s, s + step)
             args = (planes, ray_origins[:, sl], ray_directions[:, sl], depths_coarse[:, sl],
-                    None if u is None else u[:, sl],
-                    *(None if t is None else t[:, sl] for t in noise))
+                    None if u is None else u[:, sl])
+            if fused is not None:
+                results.append(self._render_chunk_fused(fused, opt, *args))
+                continue
+            args += tuple(None if t is None else t[:, sl] for t in noise)
             if opt.checkpoint and grad:
                 results.append(torch.utils.checkpoint.checkpoint(
-                    self._render_chunk, decoder, opt, *args, use_reentrant=False))
+                    self._render_chunk, decoder, opt, ops, *args, use_reentrant=False))
             else:
-                results.append(self._render_chunk(decoder, opt, *args))
+                results.append(self._render_chunk(decoder, opt, ops, *args))
 
         rgb = torch.cat([r[0] for r in results], dim=1)
         depth = torch.cat([r[1] for r in results], dim=1)
@@ -440,7 +528,7 @@ class ImportanceRenderer(torch.nn.Module):
         samples = {k: torch.cat([r[5][k] for r in results], dim=1) for k in results[0][5]}
         return rgb, depth, weights_sum, samples
 
-    def _decode(self, planes, decoder, origins, directions, depths, opt: _Options, noise):
+    def _decode(self, ops: str, planes, decoder, origins, directions, depths, opt: _Options, noise):
         """Decoder output at o + t*d for depths (N, Rc, S, 1): colours (N, Rc, S, O), raw
         densities (N, Rc, S, 1)."""
         N, Rc, S, _ = depths.shape
@@ -448,23 +536,24 @@ class ImportanceRenderer(torch.nn.Module):
         dirs = None
         if getattr(decoder, "uses_directions", True):
             dirs = directions.unsqueeze(-2).expand(-1, -1, S, -1).reshape(N, -1, 3)
-        out = decoder(_features(self.ops, planes, decoder, coords, opt.box_warp), dirs)
+        out = decoder(_features(ops, planes, decoder, coords, opt.box_warp), dirs)
         colors = out["rgb"].reshape(N, Rc, S, out["rgb"].shape[-1])
         densities = out["sigma"].reshape(N, Rc, S, 1)
         if noise is not None:
             densities = densities + noise
         return colors, densities
 
-    def _render_chunk(self, decoder, opt: _Options, planes, origins, directions, depths_coarse, u,
-                      noise_coarse, noise_fine):
-        """Render rays (N, Rc, 3). Returns rgb (N, Rc, O), depth (N, Rc, 1) not yet clamped,
-        weights_sum (N, Rc, 1), the min and max of this chunk's merged depths (0-d), and the
-        per-sample dict (empty unless opt.return_samples)."""
-        ops = _op_module(self.ops)
+    def _render_chunk(self, decoder, opt: _Options, ops_name: str, planes, origins, directions,
+                      depths_coarse, u, noise_coarse, noise_fine):
+        """Render rays (N, Rc, 3) with the per-op chain of ``ops_name`` ("kernels" or
+        "reference"). Returns rgb (N, Rc, O), depth (N, Rc, 1) not yet clamped, weights_sum
+        (N, Rc, 1), the min and max of this chunk's merged depths (0-d), and the per-sample dict
+        (empty unless opt.return_samples)."""
+        ops = _op_module(ops_name)
         march = dict(white_back=opt.white_back, t_min=opt.t_min, alpha_min=opt.alpha_min,
                      depth_range=(-math.inf, math.inf))
-        colors, densities = self._decode(planes, decoder, origins, directions, depths_coarse, opt,
-                                         noise_coarse)
+        colors, densities = self._decode(ops_name, planes, decoder, origins, directions,
+                                         depths_coarse, opt, noise_coarse)
         depths = depths_coarse
         samples = {}
         if opt.n_importance > 0:
@@ -472,8 +561,8 @@ class ImportanceRenderer(torch.nn.Module):
                 _, _, weights_coarse = ops.composite(colors, densities, depths_coarse, **march)
                 depths_fine = ops.sample_pdf(depths_coarse, weights_coarse, opt.n_importance, u=u,
                                              deterministic=opt.deterministic and u is None)
-            colors_fine, densities_fine = self._decode(planes, decoder, origins, directions,
-                                                       depths_fine, opt, noise_fine)
+            colors_fine, densities_fine = self._decode(ops_name, planes, decoder, origins,
+                                                       directions, depths_fine, opt, noise_fine)
             depths, (colors, densities) = ops.merge_samples(
                 depths_coarse, [colors, densities], depths_fine, [colors_fine, densities_fine])
             del colors_fine, densities_fine  # without autograd their memory is free now
@@ -485,6 +574,35 @@ class ImportanceRenderer(torch.nn.Module):
             samples.update(depths=depths, densities=densities, weights=weights)
         lo, hi = torch.aminmax(depths.detach()) if depths.numel() else (depths.new_zeros(()),) * 2
         return rgb, depth, weights.sum(2), lo, hi, samples
+
+    def _render_chunk_fused(self, decoder, opt: _Options, planes, origins, directions,
+                            depths_coarse, u):
+        """``_render_chunk`` on the fused op: the coarse pass gives only its weights (no grad),
+        the final pass renders the merged samples (the coarse ones decoded again)."""
+        import nerfgan_kernels as ops
+        march = dict(box_warp=opt.box_warp, white_back=opt.white_back, t_min=opt.t_min,
+                     alpha_min=opt.alpha_min, depth_range=(-math.inf, math.inf))
+        depths, samples = depths_coarse, {}
+        if opt.n_importance > 0:
+            with torch.no_grad():
+                weights_coarse = ops.render_triplane(planes, decoder, origins, directions,
+                                                     depths_coarse, **march)[2]
+                depths_fine = ops.sample_pdf(depths_coarse, weights_coarse, opt.n_importance, u=u,
+                                             deterministic=opt.deterministic and u is None)
+                depths, _ = ops.merge_samples(depths_coarse, [], depths_fine, [])
+            if opt.return_samples:
+                samples.update(depths_coarse=depths_coarse, weights_coarse=weights_coarse,
+                               depths_fine=depths_fine)
+        rgb, depth, weights, weights_sum = ops.render_triplane(planes, decoder, origins,
+                                                               directions, depths, **march)
+        if opt.return_samples:
+            N, Rc, S, _ = depths.shape
+            coords = (origins.unsqueeze(-2) + depths * directions.unsqueeze(-2)).reshape(N, -1, 3)
+            densities = ops.decode_triplane(planes, decoder, coords, opt.box_warp)[1]
+            samples.update(depths=depths, densities=densities.reshape(N, Rc, S, 1),
+                           weights=weights)
+        lo, hi = torch.aminmax(depths.detach()) if depths.numel() else (depths.new_zeros(()),) * 2
+        return rgb, depth, weights_sum, lo, hi, samples
 
     # -- thin EG3D-named wrappers
 

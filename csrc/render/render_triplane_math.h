@@ -1,0 +1,137 @@
+// Per-sample math of render_triplane that is not already in the shared headers, host/device so
+// that the CPU and CUDA kernels can run the same code (contract in nerfgan_kernels/ops/fused.py):
+//
+//   x_j   = o + t_j d                                   (sample_point)
+//   f (C) = mean over the three planes of the bilinear features at x_j   (gather_channels)
+//   h     = softplus(W0 f + b0), torch's softplus (linear above 20)      (hidden_softplus)
+//   c_i   = sigmoid(out[1 + i]) * (1 + 2e-3) - 1e-3                       (color_of_output)
+//   dL/dw_k of a kept interval (WeightGradTerms), from gdot_j = g_rgb . c_j (color_dot)
+//
+// The stencil is triplane_math.h's, the decoder's layers decoder_math.h's and the march step
+// composite_math.h's; this header only composes them. The softplus and the sigmoid are those of
+// cpu/vmath.h, as in the CPU kernel (render_triplane_cpu_kernels.h): its float versions are
+// branch-free polynomials that compile for the device as well.
+#pragma once
+
+#include <cstdint>
+
+#include "../common/macros.h"
+#include "../cpu/vmath.h"
+#include "../triplane/triplane_math.h"
+#include "composite_math.h"
+#include "decoder_math.h"
+
+namespace nerfgan_kernels {
+namespace fused {
+
+// torch's softplus (linear above its threshold) and its derivative.
+template <typename T>
+NGK_HOST_DEVICE T hidden_softplus(T x) {
+  return x > T(composite::kSoftplusThreshold) ? x : cpu::vsoftplus(x);
+}
+
+template <typename T>
+NGK_HOST_DEVICE T hidden_softplus_grad(T x) {
+  return x > T(composite::kSoftplusThreshold) ? T(1) : cpu::vsigmoid(x);
+}
+
+// Colour of a raw decoder output o = out[1 + i], and d colour / d o.
+template <typename T>
+NGK_HOST_DEVICE T color_of_output(T o) {
+  return decoder::color_of(cpu::vsigmoid(o));
+}
+
+template <typename T>
+NGK_HOST_DEVICE T color_grad_of_output(T o) {
+  return decoder::color_grad(cpu::vsigmoid(o));
+}
+
+// g_rgb (F) . colour (F) of one sample whose decoder outputs are out (1 + F).
+template <typename T>
+NGK_HOST_DEVICE T color_dot(const T* g_rgb, const T* out, int64_t F) {
+  T dot = 0;
+  for (int64_t c = 0; c < F; ++c) dot += g_rgb[c] * color_of_output(out[1 + c]);
+  return dot;
+}
+
+// x (3) = o (3) + t d (3).
+template <typename T>
+NGK_HOST_DEVICE void sample_point(const T* o, const T* d, T t, T* x) {
+  for (int a = 0; a < 3; ++a) x[a] = o[a] + t * d[a];
+}
+
+// The bilinear stencils of one point on the three planes (zero padding: taps outside a plane
+// are invalid and read nothing).
+template <typename T>
+struct PlaneTaps {
+  triplane::Stencil<T> st[3];
+};
+
+template <typename T>
+NGK_HOST_DEVICE PlaneTaps<T> make_plane_taps(const T* x, T scale, int64_t H, int64_t W) {
+  PlaneTaps<T> taps;
+  for (int k = 0; k < 3; ++k) {
+    T u, v;
+    triplane::plane_uv(k, x[0], x[1], x[2], scale, u, v);
+    taps.st[k] = triplane::make_stencil(u, v, H, W);
+  }
+  return taps;
+}
+
+// f[i] (n) = channel c0 + i of the mean of the three planes' bilinear features, for one plane set
+// planes (3, H, W, C) channels-last. The sum runs plane by plane, tap by tap (the CPU kernel's
+// order), each tap weighted by its bilinear weight / 3.
+template <typename T>
+NGK_HOST_DEVICE void gather_channels(const PlaneTaps<T>& taps, const T* planes, int64_t H,
+                                     int64_t W, int64_t C, int64_t c0, int64_t n, T* f) {
+  for (int64_t i = 0; i < n; ++i) f[i] = T(0);
+  for (int k = 0; k < 3; ++k) {
+    const triplane::Stencil<T>& st = taps.st[k];
+    const T* base = planes + k * H * W * C + c0;
+    for (int tap = 0; tap < 4; ++tap) {
+      if (!st.valid[tap]) continue;
+      const T wt = st.weight[tap] / T(3);
+      const T* row = base + st.offset[tap] * C;
+      for (int64_t i = 0; i < n; ++i) f[i] += wt * row[i];
+    }
+  }
+}
+
+// The colour weight of sample j in sum_k w_k (c_k + c_{k+1}): w_{j-1} + w_j (0 outside).
+template <typename T>
+NGK_HOST_DEVICE T color_weight(T w_before, T w_after) {
+  return w_before + w_after;
+}
+
+// dL/dw_k of a kept interval k of one ray: through rgb (sum_c g_c (c_k + c_{k+1}), as
+// gdot_k + gdot_{k+1}), the white background (-2 sum_c g_c), the depth ((t_mid - depth) / W when
+// its gradient passes the clamp), the weights output and weights_sum.
+template <typename T>
+struct WeightGradTerms {
+  T wb_term, depth_u, gdw, g_ws;
+
+  NGK_HOST_DEVICE T operator()(T gdot0, T gdot1, T t_mid, T g_weight) const {
+    return gdot0 + gdot1 + wb_term + gdw * (t_mid - depth_u) + g_weight + g_ws;
+  }
+};
+
+// The ray's terms from its upstream gradients g_rgb (F), g_depth, g_ws and the forward's
+// stats W = sum w, D = sum w t_mid.
+template <typename T>
+NGK_HOST_DEVICE WeightGradTerms<T> make_weight_grad_terms(const T* g_rgb, int64_t F,
+                                                         bool white_back, T g_depth, T g_ws, T W,
+                                                         T D, T lo, T hi) {
+  WeightGradTerms<T> terms;
+  terms.wb_term = 0;
+  if (white_back) {
+    for (int64_t c = 0; c < F; ++c) terms.wb_term -= T(2) * g_rgb[c];
+  }
+  const bool depth_active = composite::depth_has_grad(D, W, lo, hi);
+  terms.depth_u = depth_active ? D / W : T(0);
+  terms.gdw = depth_active ? g_depth / W : T(0);
+  terms.g_ws = g_ws;
+  return terms;
+}
+
+}  // namespace fused
+}  // namespace nerfgan_kernels
