@@ -29,6 +29,7 @@
 #include "composite_math.h"
 #include "decoder_math.h"
 #include "render_triplane.h"
+#include "render_triplane_math.h"
 
 NGK_CPU_BEGIN
 namespace nerfgan_kernels {
@@ -40,17 +41,6 @@ using composite::Interval;
 
 constexpr int64_t kChunkRays = 2048;  // rays (all batches) per scatter chunk
 constexpr int64_t kBlockRays = 8;     // rays per decoder-gradient slot
-
-// torch's softplus (linear above its threshold) and its derivative.
-template <typename T>
-NGK_HOST_DEVICE T softplus(T x) {
-  return x > T(composite::kSoftplusThreshold) ? x : cpu::vsoftplus(x);
-}
-
-template <typename T>
-NGK_HOST_DEVICE T softplus_grad(T x) {
-  return x > T(composite::kSoftplusThreshold) ? T(1) : cpu::vsigmoid(x);
-}
 
 template <typename T>
 struct View {
@@ -136,7 +126,7 @@ struct Ray {
     T* hj = h.data() + j * Hd;
     decoder::linear(fj, v.w0t, v.b0, C, Hd, pj);
 #pragma omp simd
-    for (int64_t k = 0; k < Hd; ++k) hj[k] = softplus(pj[k]);
+    for (int64_t k = 0; k < Hd; ++k) hj[k] = hidden_softplus(pj[k]);
     decoder::linear(hj, v.w1t, v.b1, Hd, v.O, out.data() + j * v.O);
   }
 
@@ -298,7 +288,7 @@ void backward_ray(Ray<T>& ray, int64_t i, const Upstream<T>& up, const DecoderGr
     decoder::linear_backward_input(v.w1, doutj, Hd, O, dprej);
     const T* prej = ray.pre.data() + j * Hd;
 #pragma omp simd
-    for (int64_t k = 0; k < Hd; ++k) dprej[k] *= softplus_grad(prej[k]);
+    for (int64_t k = 0; k < Hd; ++k) dprej[k] *= hidden_softplus_grad(prej[k]);
     decoder::linear_backward_input(v.w0, dprej, C, Hd, grads + j * C);
   }
   decoder::linear_backward_weight(ray.h.data(), dout, ray.decoded, Hd, O, g.w1t, g.b1);
