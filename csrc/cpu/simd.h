@@ -28,6 +28,11 @@
 
 #include <cstdint>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#define NGK_CPU_HAS_MXCSR 1
+#endif
+
 namespace nerfgan_kernels {
 namespace cpu {
 // Channels handled per register block: 64 bytes (one AVX-512 register, two AVX2 registers).
@@ -45,5 +50,25 @@ inline __attribute__((always_inline)) void prefetch_row(const T* row, int64_t C)
   for (int64_t b = 0; b < size; b += 64) __builtin_prefetch(bytes + b);
   __asm__ __volatile__("" : : "r"(bytes));
 }
+
+// While alive, this thread's float arithmetic flushes denormal results to zero and reads
+// denormal inputs as zero (x86's MXCSR FTZ + DAZ; a no-op elsewhere); the previous mode comes
+// back on destruction. Gradients of rays through empty space are ~1e-40, and each operation on a
+// denormal costs a microcode assist of ~100 cycles: render_triplane's backward on the default
+// generator ran 3.6x slower without it. Values below 1.2e-38 (float) become 0.
+class FlushDenormals {
+ public:
+#if defined(NGK_CPU_HAS_MXCSR)
+  FlushDenormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | 0x8040u); }
+  ~FlushDenormals() { _mm_setcsr(saved_); }
+#endif
+  FlushDenormals(const FlushDenormals&) = delete;
+  FlushDenormals& operator=(const FlushDenormals&) = delete;
+
+ private:
+#if defined(NGK_CPU_HAS_MXCSR)
+  unsigned int saved_;
+#endif
+};
 }  // namespace cpu
 }  // namespace nerfgan_kernels

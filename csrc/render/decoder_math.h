@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "../common/macros.h"
 
@@ -26,9 +27,37 @@ constexpr double kColorShift = 1e-3;
 // the decoder's forward and backward. The outputs go in register blocks of 64, 32 or 8 (sizes
 // known to the compiler, so the block's accumulators stay in registers over the whole k loop
 // instead of a load-add-store chain through memory), then one by one.
+#if defined(__GNUC__) && !defined(__CUDACC__) && !defined(NGK_EMULATE_CUDA)
+// The CPU build's float blocks of 16k outputs: GCC keeps a T[B] accumulator array on the stack
+// (one store per k, latency-bound); k vectors of 16 floats stay in registers.
+typedef float Float16 __attribute__((vector_size(64), aligned(4)));
+
+template <int64_t B>
+inline __attribute__((always_inline)) void accumulate_block_f16(const float* x, int64_t sx, const float* rows, int64_t sr,
+                                 int64_t n, float* out) {
+  constexpr int64_t V = B / 16;
+  Float16 acc[V];
+  for (int64_t v = 0; v < V; ++v) acc[v] = Float16{};
+  for (int64_t k = 0; k < n; ++k) {
+    const float xk = x[k * sx];
+    const Float16* row = reinterpret_cast<const Float16*>(rows + k * sr);
+    for (int64_t v = 0; v < V; ++v) acc[v] += xk * row[v];
+  }
+  Float16* o = reinterpret_cast<Float16*>(out);
+  for (int64_t v = 0; v < V; ++v) o[v] += acc[v];
+}
+#define NGK_DECODER_VECTOR_BLOCKS 1
+#endif
+
 template <int64_t B, typename T>
 NGK_HOST_DEVICE void accumulate_block(const T* x, int64_t sx, const T* rows, int64_t sr,
                                       int64_t n, T* out) {
+#if defined(NGK_DECODER_VECTOR_BLOCKS)
+  if constexpr (B % 16 == 0 && std::is_same_v<T, float>) {
+    accumulate_block_f16<B>(x, sx, rows, sr, n, out);
+    return;
+  }
+#endif
   T acc[B];
   for (int64_t o = 0; o < B; ++o) acc[o] = T(0);
   for (int64_t k = 0; k < n; ++k) {

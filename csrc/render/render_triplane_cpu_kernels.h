@@ -10,7 +10,8 @@
 // composite's backward, then each decoded sample's decoder backward gives the feature gradient
 // df (C). The planes' gradient is a scatter of df: it runs per chunk of rays through the
 // deterministic banded scatter of triplane_sample's backward (accumulate_planes_grad_cpu), so
-// only a chunk's (rays x S x C) gradients exist at a time. The decoder's gradients are summed
+// only a chunk's (rays x S x C) gradients exist at a time. Both kernels run with denormals
+// flushed to zero (cpu::FlushDenormals). The decoder's gradients are summed
 // per block of rays and the blocks added in order: results do not depend on the thread count.
 #pragma once
 
@@ -163,6 +164,7 @@ template <typename T>
 void forward_kernel(const View<T>& v, T* rgb, T* depth, T* weights, T* weights_sum, T* stats) {
   const int64_t F = v.O - 1;
   at::parallel_for(0, v.N * v.R, 8, [&](int64_t begin, int64_t end) {
+    const cpu::FlushDenormals no_denormals;
     Ray<T> ray(v);
     std::vector<T> acc(F);
     for (int64_t i = begin; i < end; ++i) {
@@ -312,6 +314,7 @@ void backward_kernel(const Problem& p, const View<T>& v, const Upstream<T>& up,
     T* points = points_buf.data_ptr<T>();
     T* grads = grads_buf.data_ptr<T>();
     at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+      const cpu::FlushDenormals no_denormals;
       Ray<T> ray(v);
       std::vector<T> scratch(S * (4 + O + Hd));
       for (int64_t b = begin; b < end; ++b) {
