@@ -38,16 +38,7 @@ EXACT = dict(t_min=0.0, alpha_min=0.0)
 GRID_CAPS = [0, 1, 3]
 
 
-@pytest.fixture(scope="module")
-def emu():
-    return emulated_build.build()
-
-
-@pytest.fixture(autouse=True)
-def default_emulation(emu):
-    emu.emulation_config(seed=0, order="shuffle", max_blocks=0)
-    yield
-    emu.emulation_config(seed=0, order="shuffle", max_blocks=0)
+pytestmark = pytest.mark.usefixtures("default_emulation")
 
 
 def route_to(emu, monkeypatch):

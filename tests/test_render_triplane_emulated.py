@@ -15,12 +15,12 @@ import torch
 import nerfgan_kernels
 from nerfgan_kernels import TriplaneDecoder, _ext, render_triplane
 from nerfgan_kernels.ops import _reference
-from emulated import build as emulated_build
 from helpers import rel_err
 from test_render_triplane import make_decoder, make_planes, make_rays, run
 
-pytestmark = pytest.mark.skipif(not nerfgan_kernels.extension_available(),
-                                reason="compares with the compiled CPU kernel")
+pytestmark = [pytest.mark.skipif(not nerfgan_kernels.extension_available(),
+                                 reason="compares with the compiled CPU kernel"),
+              pytest.mark.usefixtures("default_emulation")]
 
 EXACT = dict(t_min=0.0, alpha_min=0.0)
 MASKED = dict(t_min=1e-2, alpha_min=1e-3)
@@ -28,16 +28,6 @@ OUTPUTS = ("rgb", "depth", "weights", "weights_sum")
 GRADS = ("planes", "weight0", "bias0", "weight1", "bias1")
 
 
-@pytest.fixture(scope="module")
-def emu():
-    return emulated_build.build()
-
-
-@pytest.fixture(autouse=True)
-def default_emulation(emu):
-    emu.emulation_config(seed=0, order="shuffle", max_blocks=0)
-    yield
-    emu.emulation_config(seed=0, order="shuffle", max_blocks=0)
 
 
 def reference(planes, decoder, origins, directions, depths, **kw):

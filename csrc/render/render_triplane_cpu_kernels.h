@@ -176,17 +176,10 @@ void forward_kernel(const View<T>& v, T* rgb, T* depth, T* weights, T* weights_s
         const T a = ray.color_weight(j);
         if (a == T(0)) continue;
         const T* oj = ray.out.data() + j * v.O + 1;
-        for (int64_t c = 0; c < F; ++c) acc[c] += a * decoder::color_of(cpu::vsigmoid(oj[c]));
+        for (int64_t c = 0; c < F; ++c) acc[c] += a * color_of_output(oj[c]);
       }
-      for (int64_t c = 0; c < F; ++c) {
-        T value = acc[c];  // = 2 * sum_k w_k * (c_k + c_k+1) / 2
-        if (v.white_back) value += T(2) * (T(1) - W);
-        rgb[i * F + c] = value - T(1);
-      }
-      depth[i] = composite::final_depth(D, W, v.lo, v.hi);
-      weights_sum[i] = W;
-      stats[i * 2] = W;
-      stats[i * 2 + 1] = D;
+      write_ray_outputs(i, acc.data(), F, W, D, v.white_back, v.lo, v.hi, rgb, depth,
+                        weights_sum, stats);
     }
   });
 }
@@ -214,14 +207,8 @@ void backward_ray(Ray<T>& ray, int64_t i, const Upstream<T>& up, const DecoderGr
   ray.march();
   const T* g_rgb = up.rgb + i * F;
   const T W = up.stats[i * 2], D = up.stats[i * 2 + 1];
-  T wb_term = 0;
-  if (v.white_back) {
-    for (int64_t c = 0; c < F; ++c) wb_term -= T(2) * g_rgb[c];
-  }
-  const bool depth_active = composite::depth_has_grad(D, W, v.lo, v.hi);
-  const T depth_u = depth_active ? D / W : T(0);
-  const T gdw = depth_active ? up.depth[i] / W : T(0);
-  const T g_ws = up.weights_sum[i];
+  const WeightGradTerms<T> dl_dw = make_weight_grad_terms(
+      g_rgb, F, v.white_back, up.depth[i], up.weights_sum[i], W, D, v.lo, v.hi);
   // scratch: gdot, grad_sigma, G, T (S each), dout (S, O), dpre (S, Hd)
   T* gdot = scratch.data();
   T* grad_sigma = gdot + S;
@@ -230,10 +217,7 @@ void backward_ray(Ray<T>& ray, int64_t i, const Upstream<T>& up, const DecoderGr
   T* dout = trans_before + S;  // (S, O)
   T* dpre = dout + S * O;      // (S, Hd)
   for (int64_t j = 0; j < ray.decoded; ++j) {
-    const T* oj = ray.out.data() + j * O + 1;
-    T dot = 0;
-    for (int64_t c = 0; c < F; ++c) dot += g_rgb[c] * decoder::color_of(cpu::vsigmoid(oj[c]));
-    gdot[j] = dot;
+    gdot[j] = color_dot(g_rgb, ray.out.data() + j * O, F);
     grad_sigma[j] = T(0);
   }
   // Sweep 1: G_k = dL/dw_k over the marched intervals, and their total.
@@ -248,8 +232,7 @@ void backward_ray(Ray<T>& ray, int64_t i, const Upstream<T>& up, const DecoderGr
       G[k] = T(0);
       continue;
     }
-    G[k] = gdot[k] + gdot[k + 1] + wb_term + gdw * (iv.t_mid - depth_u) +
-           up.weights[i * (S - 1) + k] + g_ws;
+    G[k] = dl_dw(gdot[k], gdot[k + 1], iv.t_mid, up.weights[i * (S - 1) + k]);
     total += G[k] * ray.w[k];
     trans = composite::next_transmittance(trans, iv.alpha);
   }
@@ -285,7 +268,7 @@ void backward_ray(Ray<T>& ray, int64_t i, const Upstream<T>& up, const DecoderGr
     doutj[0] = grad_sigma[j];
 #pragma omp simd
     for (int64_t c = 0; c < F; ++c) {
-      doutj[1 + c] = g_rgb[c] * a * decoder::color_grad(cpu::vsigmoid(oj[1 + c]));
+      doutj[1 + c] = g_rgb[c] * a * color_grad_of_output(oj[1 + c]);
     }
     decoder::linear_backward_input(v.w1, doutj, Hd, O, dprej);
     const T* prej = ray.pre.data() + j * Hd;

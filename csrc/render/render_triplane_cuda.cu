@@ -254,15 +254,7 @@ __global__ void forward_kernel(Args<T> a, SharedPlan plan, T* __restrict__ rgb,
     // decoded one (none when S = 1).
     for (int64_t rest = k; rest + 1 < S; ++rest) w[rest] = T(0);
     if (S >= 2) add_color(acc, s[cur].out, w_prev, F);
-    for (int64_t c = 0; c < F; ++c) {
-      T value = acc[c];  // = 2 * sum_k w_k * (c_k + c_k+1) / 2
-      if (a.white_back) value += T(2) * (T(1) - W);
-      rgb[i * F + c] = value - T(1);
-    }
-    depth[i] = composite::final_depth(D, W, a.lo, a.hi);
-    weights_sum[i] = W;
-    stats[i * 2] = W;
-    stats[i * 2 + 1] = D;
+    write_ray_outputs(i, acc, F, W, D, a.white_back, a.lo, a.hi, rgb, depth, weights_sum, stats);
   }
 }
 

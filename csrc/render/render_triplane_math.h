@@ -133,5 +133,23 @@ NGK_HOST_DEVICE WeightGradTerms<T> make_weight_grad_terms(const T* g_rgb, int64_
   return terms;
 }
 
+// Writes ray i's outputs from its march: acc (F) = sum_k w_k (c_k + c_{k+1}), W = sum w,
+// D = sum w t_mid. rgb (N*R, F) in EG3D's [-1, 1] (white background adds 2 (1 - W)), depth
+// (N*R) clamped to [lo, hi], weights_sum (N*R), stats (N*R, 2) = [W, D] for the backward.
+template <typename T>
+NGK_HOST_DEVICE void write_ray_outputs(int64_t i, const T* acc, int64_t F, T W, T D,
+                                       bool white_back, T lo, T hi, T* rgb, T* depth,
+                                       T* weights_sum, T* stats) {
+  for (int64_t c = 0; c < F; ++c) {
+    T value = acc[c];  // = 2 * sum_k w_k * (c_k + c_k+1) / 2
+    if (white_back) value += T(2) * (T(1) - W);
+    rgb[i * F + c] = value - T(1);
+  }
+  depth[i] = composite::final_depth(D, W, lo, hi);
+  weights_sum[i] = W;
+  stats[i * 2] = W;
+  stats[i * 2 + 1] = D;
+}
+
 }  // namespace fused
 }  // namespace nerfgan_kernels
