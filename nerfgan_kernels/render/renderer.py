@@ -335,11 +335,11 @@ def sample_mixed(planes: torch.Tensor, decoder, coords: torch.Tensor, directions
     ops = _resolve_ops(_check_ops(ops), planes, decoder)
     planes = _kernel_layout(planes, ops)
     fused = _fused_decoder(decoder) if ops == "fused" else None
+    kernels = _op_module(ops)
     outs = []
     for s in range(0, max(M, 1), step):
         if fused is not None:
-            import nerfgan_kernels
-            rgb, sigma = nerfgan_kernels.decode_triplane(planes, fused, coords[:, s:s + step], box_warp)
+            rgb, sigma = kernels.decode_triplane(planes, fused, coords[:, s:s + step], box_warp)
             outs.append({"rgb": rgb, "sigma": sigma})
             continue
         dirs = None if directions is None else directions[:, s:s + step]
