@@ -56,7 +56,7 @@ fence() { echo '```'; }
   fi
   echo "## 4. Benchmarks (cuda) ($(elapsed))"
 } > "$REPORT"
-for b in bench_triplane bench_composite bench_render; do
+for b in bench_triplane bench_composite bench_render bench_fused; do
   timeout 60 "$PY" "benchmarks/$b.py" --device cuda --out "$REPORT" > /dev/null 2>&1 || echo "$b failed or timed out" >> "$REPORT"
 done
 timeout 90 "$PY" benchmarks/bench_generator.py --device cuda --repeats 3 --out "$REPORT" > /dev/null 2>&1 \

@@ -10,7 +10,7 @@ import nerfgan_kernels
 from nerfgan_kernels import TriplaneDecoder, render_triplane
 from nerfgan_kernels.ops import _reference
 from nerfgan_kernels.render.decoder import OSGDecoder
-from helpers import rel_err
+from helpers import rel_err, requires_cuda
 
 pytestmark = pytest.mark.skipif(not nerfgan_kernels.extension_available(),
                                 reason="needs the compiled extension")
@@ -195,3 +195,23 @@ def test_bad_inputs_name_the_argument():
         TriplaneDecoder(torch.zeros(200, 4), torch.zeros(200), torch.zeros(4, 200), torch.zeros(4))
     with pytest.raises(ValueError, match="OSG decoder"):
         render_triplane(planes, torch.nn.Linear(4, 4), o.detach(), d, t)
+
+
+@requires_cuda
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-9), (torch.float32, 1e-4)])
+@pytest.mark.parametrize("masking", [dict(t_min=0.0, alpha_min=0.0), dict(t_min=1e-2, alpha_min=1e-3)])
+def test_cuda_kernel_matches_cpu_kernel(case, dtype, tol, masking):
+    """The CUDA kernels (a GPU run; tests/test_render_triplane_emulated.py runs the same code on
+    the CPU) against the CPU kernel: outputs and every gradient, exact and masked."""
+    assert nerfgan_kernels.cuda_available()
+    Np, Nr, Nd, R, S, C, hidden, F = case
+    planes, decoder = make_planes(Np, C, 6, 5, dtype), make_decoder(C, hidden, F, dtype)
+    origins, directions, depths = make_rays(Nr, R, Nd, S, dtype)
+    out_c, grads_c = run(nerfgan_kernels.render_triplane, planes, decoder, origins, directions,
+                         depths, **masking)
+    dev = TriplaneDecoder(*(t.cuda() for t in decoder.tensors()))
+    out_g, grads_g = run(nerfgan_kernels.render_triplane, planes.cuda(), dev, origins.cuda(),
+                         directions.cuda(), depths.cuda(), **masking)
+    for a, b in zip(out_g + grads_g, out_c + grads_c):
+        assert a.is_cuda and rel_err(a.cpu(), b) <= tol
