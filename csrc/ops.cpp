@@ -12,6 +12,7 @@
 
 #include "common/macros.h"
 #include "render/composite.h"
+#include "render/decode_triplane.h"
 #include "render/importance.h"
 #include "render/render_triplane.h"
 #include "triplane/triplane_sample.h"
@@ -56,6 +57,14 @@ NGK_TORCH_LIBRARY(NGK_LIBRARY, m) {
       "Tensor depth_range, Tensor stats, float box_warp, bool white_back, float t_min, "
       "float alpha_min) -> (Tensor grad_planes, Tensor grad_weight0, Tensor grad_bias0, "
       "Tensor grad_weight1, Tensor grad_bias1)");
+  m.def(
+      "decode_triplane(Tensor planes, Tensor weight0, Tensor bias0, Tensor weight1, "
+      "Tensor bias1, Tensor coords, float box_warp) -> (Tensor features, Tensor density)");
+  m.def(
+      "decode_triplane_backward(Tensor grad_features, Tensor grad_density, Tensor planes, "
+      "Tensor weight0, Tensor bias0, Tensor weight1, Tensor bias1, Tensor coords, "
+      "float box_warp) -> (Tensor grad_planes, Tensor grad_weight0, Tensor grad_bias0, "
+      "Tensor grad_weight1, Tensor grad_bias1)");
 }
 
 namespace {
@@ -74,6 +83,8 @@ void register_kernels(torch::Library& m) {
   m.impl("merge_gather_backward", &merge_gather_backward);
   m.impl("render_triplane", &render_triplane_forward);
   m.impl("render_triplane_backward", &render_triplane_backward);
+  m.impl("decode_triplane", &decode_triplane_forward);
+  m.impl("decode_triplane_backward", &decode_triplane_backward);
 }
 
 }  // namespace

@@ -93,6 +93,16 @@ def _render_triplane_backward_fake(grad_rgb, grad_depth, grad_weights, grad_weig
     return tuple(t.new_empty(t.shape) for t in (planes, weight0, bias0, weight1, bias1))
 
 
+def _decode_triplane_fake(planes, weight0, bias0, weight1, bias1, coords, box_warp):
+    N, M = max(planes.shape[0], coords.shape[0]), coords.shape[1]
+    return planes.new_empty((N, M, weight1.shape[0] - 1)), planes.new_empty((N, M, 1))
+
+
+def _decode_triplane_backward_fake(grad_features, grad_density, planes, weight0, bias0, weight1,
+                                   bias1, coords, box_warp):
+    return tuple(t.new_empty(t.shape) for t in (planes, weight0, bias0, weight1, bias1))
+
+
 # ---- autograd
 
 def _autograd(ops):
@@ -144,6 +154,19 @@ def _autograd(ops):
         return (*(g if need else None for g, need in zip(grads, ctx.needs_input_grad[:5])),
                 None, None, None, None, None, None, None, None)
 
+    def decode_triplane_setup(ctx, inputs, output):
+        ctx.save_for_backward(*inputs[:6])
+        ctx.box_warp = inputs[6]
+
+    def decode_triplane_backward(ctx, grad_features, grad_density):
+        saved = ctx.saved_tensors
+        if ctx.needs_input_grad[5]:
+            raise RuntimeError("nerfgan_kernels: decode_triplane has no gradient for coords")
+        grads = ops.decode_triplane_backward(grad_features.contiguous(), grad_density.contiguous(),
+                                             *saved, ctx.box_warp)
+        return (*(g if need else None for g, need in zip(grads, ctx.needs_input_grad[:5])),
+                None, None)
+
     def merge_gather_setup(ctx, inputs, output):
         index, values_a, values_b = inputs
         ctx.save_for_backward(index)
@@ -167,6 +190,7 @@ def _autograd(ops):
         "composite": (composite_setup, composite_backward),
         "merge_gather": (merge_gather_setup, merge_gather_backward),
         "render_triplane": (render_triplane_setup, render_triplane_backward),
+        "decode_triplane": (decode_triplane_setup, decode_triplane_backward),
         "sample_pdf": (non_differentiable, unreachable),
         "merge_samples_index": (non_differentiable, unreachable),
     }
@@ -194,10 +218,13 @@ FAKES = {
     "merge_gather_backward": _merge_gather_backward_fake,
     "render_triplane": _render_triplane_fake,
     "render_triplane_backward": _render_triplane_backward_fake,
+    "decode_triplane": _decode_triplane_fake,
+    "decode_triplane_backward": _decode_triplane_backward_fake,
 }
 BACKWARD_OF = {"triplane_sample_backward": "triplane_sample", "composite_backward": "composite",
                "merge_gather_backward": "merge_gather",
-               "render_triplane_backward": "render_triplane"}
+               "render_triplane_backward": "render_triplane",
+               "decode_triplane_backward": "decode_triplane"}
 
 
 def register(namespace: str = "nerfgan_kernels"):

@@ -16,16 +16,16 @@ void check_same(const at::Tensor& t, const char* name, const at::Tensor& planes)
   check_same_dtype(t, name, planes, "planes");
 }
 
-Problem make_problem(const at::Tensor& planes, const at::Tensor& weight0, const at::Tensor& bias0,
-                     const at::Tensor& weight1, const at::Tensor& bias1,
-                     const at::Tensor& ray_origins, const at::Tensor& ray_directions,
-                     const at::Tensor& depths, const at::Tensor& depth_range, double box_warp,
-                     bool white_back, double t_min, double alpha_min) {
+}  // namespace
+
+void check_planes_and_decoder(const char* op, const at::Tensor& planes, const at::Tensor& weight0,
+                              const at::Tensor& bias0, const at::Tensor& weight1,
+                              const at::Tensor& bias1) {
   check_dim(planes, "planes", 5, "(N, 3, C, H, W)");
   check_size(planes, "planes", 1, 3, "(N, 3, C, H, W)");
   const auto type = planes.scalar_type();
-  TORCH_CHECK(type == at::kFloat || type == at::kDouble,
-              "planes must be float32 or float64 for render_triplane, got ", type);
+  TORCH_CHECK(type == at::kFloat || type == at::kDouble, "planes must be float32 or float64 for ",
+              op, ", got ", type);
   TORCH_CHECK(planes.is_cpu() || runs_cuda_kernels(planes),
               "planes must be a CPU or CUDA tensor, got ", planes.device());
   const int64_t C = planes.size(2);
@@ -44,6 +44,22 @@ Problem make_problem(const at::Tensor& planes, const at::Tensor& weight0, const 
               bias0.sizes());
   TORCH_CHECK(bias1.dim() == 1 && bias1.size(0) == O, "bias1 must have shape (", O, ",), got ",
               bias1.sizes());
+  for (const auto& [t, name] : {std::pair{weight0, "weight0"}, {bias0, "bias0"},
+                                {weight1, "weight1"}, {bias1, "bias1"}}) {
+    check_same_device(t, name, planes, "planes");
+    check_same_dtype(t, name, planes, "planes");
+  }
+}
+
+namespace {
+
+Problem make_problem(const at::Tensor& planes, const at::Tensor& weight0, const at::Tensor& bias0,
+                     const at::Tensor& weight1, const at::Tensor& bias1,
+                     const at::Tensor& ray_origins, const at::Tensor& ray_directions,
+                     const at::Tensor& depths, const at::Tensor& depth_range, double box_warp,
+                     bool white_back, double t_min, double alpha_min) {
+  check_planes_and_decoder("render_triplane", planes, weight0, bias0, weight1, bias1);
+  const int64_t C = planes.size(2), Hd = weight0.size(0), O = weight1.size(0);
   check_dim(ray_origins, "ray_origins", 3, "(N, R, 3)");
   check_size(ray_origins, "ray_origins", 2, 3, "(N, R, 3)");
   TORCH_CHECK(ray_directions.sizes() == ray_origins.sizes(),
@@ -55,9 +71,8 @@ Problem make_problem(const at::Tensor& planes, const at::Tensor& weight0, const 
               "depths must have shape (N, R = ", R, ", S, 1) with S >= 1, got ", depths.sizes());
   TORCH_CHECK(depth_range.dim() == 1 && depth_range.size(0) == 2,
               "depth_range must have shape (2,) = [lo, hi], got ", depth_range.sizes());
-  for (const auto& [t, name] : {std::pair{weight0, "weight0"}, {bias0, "bias0"},
-                                {weight1, "weight1"}, {bias1, "bias1"},
-                                {ray_origins, "ray_origins"}, {ray_directions, "ray_directions"},
+  for (const auto& [t, name] : {std::pair{ray_origins, "ray_origins"},
+                                {ray_directions, "ray_directions"},
                                 {depths, "depths"}, {depth_range, "depth_range"}}) {
     check_same(t, name, planes);
   }

@@ -37,6 +37,12 @@ namespace fused {
 constexpr int64_t kMaxHidden = 128;
 constexpr int64_t kMaxOutput = 64;  // F; the decoder has O = 1 + F outputs
 
+// Checks planes (N, 3, C, H, W) and the decoder's tensors (shapes, the limits above, one dtype
+// and device) for the op named op (render_triplane, decode_triplane).
+void check_planes_and_decoder(const char* op, const at::Tensor& planes, const at::Tensor& weight0,
+                              const at::Tensor& bias0, const at::Tensor& weight1,
+                              const at::Tensor& bias1);
+
 // Everything the CPU and CUDA kernels read, as contiguous tensors: planes channels-last
 // (Np, 3, H, W, C), the decoder's weights w0 (Hd, C), w1 (O, Hd) and transposed w0t (C, Hd),
 // w1t (Hd, O), origins / directions (Nr, R, 3), depths (Nd, R, S).

@@ -28,6 +28,7 @@
 #include "../triplane/triplane_math.h"
 #include "../triplane/triplane_sample.h"
 #include "composite_math.h"
+#include "decoder_cpu.h"
 #include "decoder_math.h"
 #include "render_triplane.h"
 #include "render_triplane_math.h"
@@ -89,18 +90,10 @@ struct Ray {
     for (; decoded <= j; ++decoded) decode(decoded);
   }
 
-  // Starts loading the taps of sample j (the gather is a wait on memory otherwise).
+  // Starts loading the taps of sample j.
   void prefetch(int64_t j) const {
     const T p[3] = {o[0] + t[j] * d[0], o[1] + t[j] * d[1], o[2] + t[j] * d[2]};
-    for (int k = 0; k < 3; ++k) {
-      T u, vv;
-      triplane::plane_uv(k, p[0], p[1], p[2], v.scale, u, vv);
-      const triplane::Stencil<T> st = triplane::make_stencil(u, vv, v.H, v.W);
-      const T* base = planes + k * v.H * v.W * v.C;
-      for (int tap = 0; tap < 4; ++tap) {
-        if (st.valid[tap]) cpu::prefetch_row(base + st.offset[tap] * v.C, v.C);
-      }
-    }
+    prefetch_taps(planes, p, v.scale, v.H, v.W, v.C);
   }
 
   void decode(int64_t j) {
@@ -109,26 +102,9 @@ struct Ray {
     T* xj = x.data() + j * 3;
     for (int a = 0; a < 3; ++a) xj[a] = o[a] + t[j] * d[a];
     T* fj = f.data() + j * C;
-    for (int64_t c = 0; c < C; ++c) fj[c] = T(0);
-    const int64_t plane_size = v.H * v.W * C;
-    for (int k = 0; k < 3; ++k) {
-      T u, vv;
-      triplane::plane_uv(k, xj[0], xj[1], xj[2], v.scale, u, vv);
-      const triplane::Stencil<T> st = triplane::make_stencil(u, vv, v.H, v.W);
-      const T* base = planes + k * plane_size;
-      for (int tap = 0; tap < 4; ++tap) {
-        if (!st.valid[tap]) continue;
-        const T wt = st.weight[tap] / T(3);
-        const T* row = base + st.offset[tap] * C;
-        for (int64_t c = 0; c < C; ++c) fj[c] += wt * row[c];
-      }
-    }
-    T* pj = pre.data() + j * Hd;
-    T* hj = h.data() + j * Hd;
-    decoder::linear(fj, v.w0t, v.b0, C, Hd, pj);
-#pragma omp simd
-    for (int64_t k = 0; k < Hd; ++k) hj[k] = hidden_softplus(pj[k]);
-    decoder::linear(hj, v.w1t, v.b1, Hd, v.O, out.data() + j * v.O);
+    gather_channels(make_plane_taps(xj, v.scale, v.H, v.W), planes, v.H, v.W, C, 0, C, fj);
+    decoder_forward(fj, v.w0t, v.b0, v.w1t, v.b1, C, Hd, v.O, pre.data() + j * Hd,
+                    h.data() + j * Hd, out.data() + j * v.O);
   }
 
   Interval<T> interval(int64_t k) const {
@@ -270,11 +246,8 @@ void backward_ray(Ray<T>& ray, int64_t i, const Upstream<T>& up, const DecoderGr
     for (int64_t c = 0; c < F; ++c) {
       doutj[1 + c] = g_rgb[c] * a * color_grad_of_output(oj[1 + c]);
     }
-    decoder::linear_backward_input(v.w1, doutj, Hd, O, dprej);
-    const T* prej = ray.pre.data() + j * Hd;
-#pragma omp simd
-    for (int64_t k = 0; k < Hd; ++k) dprej[k] *= hidden_softplus_grad(prej[k]);
-    decoder::linear_backward_input(v.w0, dprej, C, Hd, grads + j * C);
+    decoder_backward_input(v.w0, v.w1, ray.pre.data() + j * Hd, doutj, C, Hd, O, dprej,
+                           grads + j * C);
   }
   decoder::linear_backward_weight(ray.h.data(), dout, ray.decoded, Hd, O, g.w1t, g.b1);
   decoder::linear_backward_weight(ray.f.data(), dpre, ray.decoded, C, Hd, g.w0t, g.b0);

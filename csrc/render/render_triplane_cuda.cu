@@ -8,7 +8,8 @@
 // block. A block first stages the decoder's weights in dynamic shared memory (w0t, b0, w1t, b1;
 // the backward also w0, w1); what does not fit in 48 KiB (float64 with a large decoder) is read
 // from global memory instead (SharedPlan), since the weights are read uniformly by the block's
-// threads either way.
+// threads either way. The decoder's device code (staging, decode, a sample's backward) is
+// decoder_cuda.cuh's, shared with decode_triplane.
 //
 // Forward (forward_kernel): a ray marches its intervals in order and decodes lazily, sample k + 1
 // when interval k is marched, so a ray stops decoding once its transmittance falls below t_min;
@@ -40,6 +41,7 @@
 
 #include "../common/cuda_launch.h"
 #include "composite_math.h"
+#include "decoder_cuda.cuh"
 #include "decoder_math.h"
 #include "render_triplane.h"
 #include "render_triplane_math.h"
@@ -49,15 +51,7 @@ namespace fused {
 namespace {
 
 using composite::Interval;
-
-constexpr int kThreads = 128;
-constexpr size_t kSharedBytes = 48 * 1024;  // dynamic shared memory without the opt-in
-constexpr int64_t kChunk = 8;               // feature channels gathered at a time
-
-int blocks_for(int64_t rays) {
-  const int64_t blocks = (rays + kThreads - 1) / kThreads;
-  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(blocks, 65535 * 8)));
-}
+using namespace cuda;
 
 // The problem as raw pointers and sizes (Problem's tensors: planes channels-last
 // (Np, 3, H, W, C), w0 (Hd, C), w0t (C, Hd), b0 (Hd), w1 (O, Hd), w1t (Hd, O), b1 (O),
@@ -80,87 +74,6 @@ Args<T> args_of(const Problem& p) {
                  static_cast<T>(p.t_min), static_cast<T>(p.alpha_min), p.white_back};
 }
 
-// The decoder's tensors a kernel reads (staged in shared memory or global).
-enum Array : int { kW0t, kB0, kW1t, kB1, kW0, kW1, kArrays };
-
-template <typename T>
-struct Decoder {
-  const T* a[kArrays];
-};
-
-// The decoder's gradients, transposed as Problem's weights: w0t (C, Hd), b0 (Hd), w1t (Hd, O),
-// b1 (O); in shared memory (the block's sums) or the outputs.
-template <typename T>
-struct Grads {
-  T *w0t, *b0, *w1t, *b1;
-};
-
-// Where each array lives in the dynamic shared memory of a block, in elements of the dtype;
-// -1: in global memory.
-struct SharedPlan {
-  int64_t offset[kArrays];
-  int64_t grads;     // the decoder-gradient accumulators (backward), C*Hd + Hd + Hd*O + O
-  int64_t elements;  // dynamic shared memory in elements
-};
-
-int64_t grad_elements(const Problem& p) { return p.C * p.Hd + p.Hd + p.Hd * p.O + p.O; }
-
-// First come, first placed: the gradient accumulators (backward), then the arrays in the order
-// given, each where it still fits in kSharedBytes.
-SharedPlan plan_shared(const Problem& p, size_t element_bytes, bool backward) {
-  const int64_t budget = static_cast<int64_t>(kSharedBytes / element_bytes);
-  int64_t size[kArrays];
-  size[kW0t] = size[kW0] = p.C * p.Hd;
-  size[kW1t] = size[kW1] = p.Hd * p.O;
-  size[kB0] = p.Hd;
-  size[kB1] = p.O;
-  SharedPlan plan;
-  plan.elements = 0;
-  plan.grads = -1;
-  auto place = [&](int64_t n) {
-    if (plan.elements + n > budget) return int64_t{-1};
-    const int64_t at = plan.elements;
-    plan.elements += n;
-    return at;
-  };
-  if (backward) plan.grads = place(grad_elements(p));
-  for (int a = 0; a < kArrays; ++a) plan.offset[a] = -1;
-  const Array order[] = {kB0, kB1, kW0t, kW1t, kW0, kW1};
-  for (const Array a : order) {
-    if (backward || (a != kW0 && a != kW1)) plan.offset[a] = place(size[a]);
-  }
-  return plan;
-}
-
-// Copies the planned arrays into shared memory (all threads of the block; the caller
-// synchronises) and returns where the kernel reads each one.
-template <typename T>
-__device__ Decoder<T> stage_decoder(const Args<T>& a, const SharedPlan& plan, T* smem) {
-  const T* src[kArrays];
-  src[kW0t] = a.w0t;
-  src[kB0] = a.b0;
-  src[kW1t] = a.w1t;
-  src[kB1] = a.b1;
-  src[kW0] = a.w0;
-  src[kW1] = a.w1;
-  int64_t size[kArrays];
-  size[kW0t] = size[kW0] = a.C * a.Hd;
-  size[kW1t] = size[kW1] = a.Hd * a.O;
-  size[kB0] = a.Hd;
-  size[kB1] = a.O;
-  Decoder<T> dec;
-  for (int k = 0; k < kArrays; ++k) {
-    if (plan.offset[k] < 0) {
-      dec.a[k] = src[k];
-      continue;
-    }
-    T* dst = smem + plan.offset[k];
-    for (int64_t e = threadIdx.x; e < size[k]; e += blockDim.x) dst[e] = src[k][e];
-    dec.a[k] = dst;
-  }
-  return dec;
-}
-
 // One ray's inputs: its plane set (3, H, W, C), origin, direction (3) and depths (S); the batch
 // index of each is n, or 0 where that input has a batch of 1.
 template <typename T>
@@ -178,31 +91,13 @@ __device__ RayInputs<T> ray_inputs(const Args<T>& a, int64_t n, int64_t r) {
   return ray;
 }
 
-// One decoded sample: pre-activations of the hidden layer and the decoder's outputs
-// (out[0] = raw density, out[1 + i] = raw colour i).
-template <typename T>
-struct Sample {
-  T pre[kMaxHidden];
-  T out[kMaxOutput + 1];
-};
-
 // Decodes sample j of a ray into s; h (Hd) is scratch.
 template <typename T>
-__device__ void decode(const Args<T>& a, const Decoder<T>& dec, const RayInputs<T>& ray,
-                       int64_t j, Sample<T>& s, T* h) {
-  const int64_t C = a.C, Hd = a.Hd;
+__device__ void decode_sample(const Args<T>& a, const Decoder<T>& dec, const RayInputs<T>& ray,
+                              int64_t j, Sample<T>& s, T* h) {
   T x[3];
   sample_point(ray.o, ray.d, ray.t[j], x);
-  const PlaneTaps<T> taps = make_plane_taps(x, a.scale, a.H, a.W);
-  for (int64_t k = 0; k < Hd; ++k) s.pre[k] = dec.a[kB0][k];
-  T f[kChunk];
-  for (int64_t c0 = 0; c0 < C; c0 += kChunk) {
-    const int64_t n = C - c0 < kChunk ? C - c0 : kChunk;
-    gather_channels(taps, ray.planes, a.H, a.W, C, c0, n, f);
-    decoder::accumulate(f, 1, dec.a[kW0t] + c0 * Hd, Hd, n, Hd, s.pre);  // pre += f W0t[c0:]
-  }
-  for (int64_t k = 0; k < Hd; ++k) h[k] = hidden_softplus(s.pre[k]);
-  decoder::linear(h, dec.a[kW1t], dec.a[kB1], Hd, a.O, s.out);
+  decode(a, dec, ray.planes, x, s, h);
 }
 
 // acc (F) += weight * colour of the sample with outputs out; nothing for a zero weight.
@@ -231,11 +126,11 @@ __global__ void forward_kernel(Args<T> a, SharedPlan plan, T* __restrict__ rgb,
     T trans = 1, W = 0, D = 0, w_prev = 0;
     int cur = 0;  // s[cur] is sample k
     int64_t k = 0;
-    if (S >= 2) decode(a, dec, ray, 0, s[cur], h);
+    if (S >= 2) decode_sample(a, dec, ray, 0, s[cur], h);
     for (; k + 1 < S; ++k) {
       if (composite::terminated(trans, a.t_min)) break;  // later samples are never decoded
       Sample<T>& next = s[cur ^ 1];
-      decode(a, dec, ray, k + 1, next, h);
+      decode_sample(a, dec, ray, k + 1, next, h);
       const Interval<T> iv =
           composite::make_interval<T>(s[cur].out[0], next.out[0], ray.t[k], ray.t[k + 1]);
       T wk = 0;
@@ -265,70 +160,24 @@ struct Upstream {
   const T *rgb, *depth, *weights, *weights_sum, *stats;
 };
 
-// One row of an outer product: acc_row (n_out) += x * gy (n_out) with atomics, from column
-// `start` on, wrapping around (threads pass different starts).
-template <typename T>
-__device__ void atomic_row_add(T* acc_row, T x, const T* gy, int64_t n_out, int64_t start) {
-  for (int64_t o = start; o < n_out; ++o) gpuAtomicAdd(acc_row + o, x * gy[o]);
-  for (int64_t o = 0; o < start; ++o) gpuAtomicAdd(acc_row + o, x * gy[o]);
-}
-
-// acc (n) += g (n) with atomics, the same way.
-template <typename T>
-__device__ void atomic_vector_add(T* acc, const T* g, int64_t n, int64_t start) {
-  for (int64_t o = start; o < n; ++o) gpuAtomicAdd(acc + o, g[o]);
-  for (int64_t o = 0; o < start; ++o) gpuAtomicAdd(acc + o, g[o]);
-}
-
 // Backward of sample j of ray i (decoded in s): its density receives grad_sigma, its colour has
 // weight `weight` in the rgb. Decoder gradients into g, feature gradients scattered into the
 // ray's plane set of grad_planes (3, H, W, C).
 template <typename T>
-__device__ void sample_backward(const Args<T>& a, const Decoder<T>& dec, const RayInputs<T>& ray,
-                                int64_t j, const Sample<T>& s, T grad_sigma, T weight,
-                                const T* g_rgb, const Grads<T>& g, T* grad_planes) {
+__device__ void ray_sample_backward(const Args<T>& a, const Decoder<T>& dec,
+                                    const RayInputs<T>& ray, int64_t j, const Sample<T>& s,
+                                    T grad_sigma, T weight, const T* g_rgb, const Grads<T>& g,
+                                    T* grad_planes) {
   if (weight == T(0) && grad_sigma == T(0)) return;  // no gradient reaches the sample
-  const int64_t C = a.C, Hd = a.Hd, O = a.O, F = O - 1;
-  T dout[kMaxOutput + 1], dpre[kMaxHidden];
+  const int64_t F = a.O - 1;
+  T dout[kMaxOutput + 1];
   dout[0] = grad_sigma;
   for (int64_t c = 0; c < F; ++c) {
     dout[1 + c] = g_rgb[c] * weight * color_grad_of_output(s.out[1 + c]);
   }
-  decoder::linear_backward_input(dec.a[kW1], dout, Hd, O, dpre);  // dL/dh
-  for (int64_t k = 0; k < Hd; ++k) dpre[k] *= hidden_softplus_grad(s.pre[k]);
-  // Second layer: g_w1t (Hd, O) += h outer dout, g_b1 += dout.
-  const int64_t lane = threadIdx.x;
-  atomic_vector_add(g.b1, dout, O, lane % O);
-  for (int64_t k = 0; k < Hd; ++k) {
-    atomic_row_add(g.w1t + k * O, hidden_softplus(s.pre[k]), dout, O, lane % O);
-  }
-  atomic_vector_add(g.b0, dpre, Hd, lane % Hd);
-  // First layer and the planes, kChunk channels at a time: g_w0t (C, Hd) += f outer dpre,
-  // df = W0^T dpre scattered to the taps.
   T x[3];
   sample_point(ray.o, ray.d, ray.t[j], x);
-  const PlaneTaps<T> taps = make_plane_taps(x, a.scale, a.H, a.W);
-  const int64_t plane_size = a.H * a.W * C;
-  T f[kChunk], df[kChunk];
-  for (int64_t c0 = 0; c0 < C; c0 += kChunk) {
-    const int64_t n = C - c0 < kChunk ? C - c0 : kChunk;
-    gather_channels(taps, ray.planes, a.H, a.W, C, c0, n, f);
-    for (int64_t e = 0; e < n; ++e) df[e] = T(0);
-    decoder::accumulate(dpre, 1, dec.a[kW0] + c0, C, Hd, n, df);  // df = W0[:, c0:]^T dpre
-    for (int64_t e = 0; e < n; ++e) {
-      atomic_row_add(g.w0t + (c0 + e) * Hd, f[e], dpre, Hd, lane % Hd);
-    }
-    for (int k = 0; k < 3; ++k) {
-      const triplane::Stencil<T>& st = taps.st[k];
-      T* base = grad_planes + k * plane_size + c0;
-      for (int tap = 0; tap < 4; ++tap) {
-        if (!st.valid[tap]) continue;
-        const T wt = st.weight[tap] / T(3);
-        T* row = base + st.offset[tap] * C;
-        for (int64_t e = 0; e < n; ++e) gpuAtomicAdd(row + e, wt * df[e]);
-      }
-    }
-  }
+  sample_backward(a, dec, ray.planes, x, s, dout, g, grad_planes);
 }
 
 // Backward of ray i: recomputes the march twice (see the top of the file).
@@ -349,11 +198,11 @@ __device__ void backward_ray(const Args<T>& a, const Decoder<T>& dec, const Upst
   // Pass 1: total = sum_k G_k w_k over the kept intervals.
   T total = 0;
   {
-    decode(a, dec, ray, 0, s[0], h);
+    decode_sample(a, dec, ray, 0, s[0], h);
     T sigma_prev = s[0].out[0], gdot_prev = color_dot(g_rgb, s[0].out, F), trans = 1;
     for (int64_t k = 0; k + 1 < S; ++k) {
       if (composite::terminated(trans, a.t_min)) break;
-      decode(a, dec, ray, k + 1, s[0], h);
+      decode_sample(a, dec, ray, k + 1, s[0], h);
       const T gdot = color_dot(g_rgb, s[0].out, F);
       const Interval<T> iv =
           composite::make_interval<T>(sigma_prev, s[0].out[0], ray.t[k], ray.t[k + 1]);
@@ -368,14 +217,14 @@ __device__ void backward_ray(const Args<T>& a, const Decoder<T>& dec, const Upst
   // Pass 2: the march's backward, each sample's decoder backward once its two intervals are
   // done. gs_prev = dx_{k-1} / 2 and w_prev = w_{k-1}: what interval k - 1 gave sample k.
   int cur = 0;
-  decode(a, dec, ray, 0, s[cur], h);
+  decode_sample(a, dec, ray, 0, s[cur], h);
   T gdot_prev = color_dot(g_rgb, s[cur].out, F);
   T trans = 1, prefix = 0, w_prev = 0, gs_prev = 0;
   int64_t k = 0;
   for (; k + 1 < S; ++k) {
     if (composite::terminated(trans, a.t_min)) break;
     Sample<T>& next = s[cur ^ 1];
-    decode(a, dec, ray, k + 1, next, h);
+    decode_sample(a, dec, ray, k + 1, next, h);
     const T gdot = color_dot(g_rgb, next.out, F);
     const Interval<T> iv =
         composite::make_interval<T>(s[cur].out[0], next.out[0], ray.t[k], ray.t[k + 1]);
@@ -387,15 +236,15 @@ __device__ void backward_ray(const Args<T>& a, const Decoder<T>& dec, const Upst
       half_dx = composite::interval_backward(iv, trans, G, total - prefix) / T(2);
       trans = composite::next_transmittance(trans, iv.alpha);
     }
-    sample_backward(a, dec, ray, k, s[cur], gs_prev + half_dx, color_weight(w_prev, wk), g_rgb,
-                    g, grad_planes);
+    ray_sample_backward(a, dec, ray, k, s[cur], gs_prev + half_dx, color_weight(w_prev, wk),
+                        g_rgb, g, grad_planes);
     gs_prev = half_dx;
     w_prev = wk;
     gdot_prev = gdot;
     cur ^= 1;
   }
   // Sample k: the last decoded one (S - 1, or the one where the march terminated).
-  sample_backward(a, dec, ray, k, s[cur], gs_prev, w_prev, g_rgb, g, grad_planes);
+  ray_sample_backward(a, dec, ray, k, s[cur], gs_prev, w_prev, g_rgb, g, grad_planes);
 }
 
 // grad_planes (Np, 3, H, W, C) and out = the decoder's gradients (Grads' layouts), zeros on
@@ -405,16 +254,9 @@ __global__ void backward_kernel(Args<T> a, SharedPlan plan, Upstream<T> up,
                                 T* __restrict__ grad_planes, Grads<T> out) {
   NGK_DYNAMIC_SHARED(T, smem);
   const Decoder<T> dec = stage_decoder(a, plan, smem);
-  const int64_t sizes[4] = {a.C * a.Hd, a.Hd, a.Hd * a.O, a.O};
-  Grads<T> g = out;
-  if (plan.grads >= 0) {
-    T* acc = smem + plan.grads;
-    for (int64_t e = threadIdx.x; e < sizes[0] + sizes[1] + sizes[2] + sizes[3]; e += blockDim.x) {
-      acc[e] = T(0);
-    }
-    g = Grads<T>{acc, acc + sizes[0], acc + sizes[0] + sizes[1],
-                 acc + sizes[0] + sizes[1] + sizes[2]};
-  }
+  int64_t sizes[4];
+  grad_sizes(a.C, a.Hd, a.O, sizes);
+  const Grads<T> g = block_grads(plan, smem, out, sizes);
   __syncthreads();
   Sample<T> s[2];
   T h[kMaxHidden];
@@ -422,35 +264,20 @@ __global__ void backward_kernel(Args<T> a, SharedPlan plan, Upstream<T> up,
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     backward_ray(a, dec, up, i, g, grad_planes, s, h);
   }
-  if (plan.grads < 0) return;  // the threads added into the outputs themselves
-  __syncthreads();
-  // The block's sums into the outputs: one atomic per element.
-  T* const from[4] = {g.w0t, g.b0, g.w1t, g.b1};
-  T* const to[4] = {out.w0t, out.b0, out.w1t, out.b1};
-  for (int part = 0; part < 4; ++part) {
-    for (int64_t e = threadIdx.x; e < sizes[part]; e += blockDim.x) {
-      gpuAtomicAdd(to[part] + e, from[part][e]);
-    }
-  }
-}
-
-void check_limits(const Problem& p) {
-  TORCH_CHECK(p.Hd <= kMaxHidden && p.O <= kMaxOutput + 1,
-              "render_triplane's CUDA kernels take at most ", kMaxHidden, " hidden units and ",
-              kMaxOutput, " features, got weight1 of shape (", p.O, ", ", p.Hd, ")");
+  flush_block_grads(plan, g, out, sizes);
 }
 
 }  // namespace
 
 void forward_cuda(const Problem& p, at::Tensor& rgb, at::Tensor& depth, at::Tensor& weights,
                   at::Tensor& weights_sum, at::Tensor& stats) {
-  check_limits(p);
+  check_limits(p.Hd, p.O, "render_triplane");
   const DeviceGuard guard(p.planes_cl.device());
   const int64_t rays = p.N * p.R;
   if (rays == 0) return;
   const auto stream = current_stream();
   AT_DISPATCH_FLOATING_TYPES(p.planes_cl.scalar_type(), "render_triplane_forward_cuda", [&] {
-    const SharedPlan plan = plan_shared(p, sizeof(scalar_t), /*backward=*/false);
+    const SharedPlan plan = plan_shared(p.C, p.Hd, p.O, sizeof(scalar_t), /*backward=*/false);
     launch<forward_kernel<scalar_t>>(
         blocks_for(rays), kThreads, plan.elements * sizeof(scalar_t), stream,
         args_of<scalar_t>(p), plan, rgb.data_ptr<scalar_t>(), depth.data_ptr<scalar_t>(),
@@ -463,13 +290,13 @@ void backward_cuda(const Problem& p, const at::Tensor& grad_rgb, const at::Tenso
                    const at::Tensor& grad_weights, const at::Tensor& grad_weights_sum,
                    const at::Tensor& stats, at::Tensor& grad_planes_cl, at::Tensor& g_w0t,
                    at::Tensor& g_b0, at::Tensor& g_w1t, at::Tensor& g_b1) {
-  check_limits(p);
+  check_limits(p.Hd, p.O, "render_triplane");
   const DeviceGuard guard(p.planes_cl.device());
   const int64_t rays = p.N * p.R;
   if (rays == 0) return;
   const auto stream = current_stream();
   AT_DISPATCH_FLOATING_TYPES(p.planes_cl.scalar_type(), "render_triplane_backward_cuda", [&] {
-    const SharedPlan plan = plan_shared(p, sizeof(scalar_t), /*backward=*/true);
+    const SharedPlan plan = plan_shared(p.C, p.Hd, p.O, sizeof(scalar_t), /*backward=*/true);
     const Upstream<scalar_t> up{grad_rgb.data_ptr<scalar_t>(), grad_depth.data_ptr<scalar_t>(),
                                 grad_weights.data_ptr<scalar_t>(),
                                 grad_weights_sum.data_ptr<scalar_t>(),

@@ -97,6 +97,30 @@ NGK_HOST_DEVICE void gather_channels(const PlaneTaps<T>& taps, const T* planes, 
   }
 }
 
+// The decoder on one point's features f (C): pre (Hd) = W0 f + b0, h (Hd) = softplus(pre),
+// out (O) = W1 h + b1 (weights transposed: w0t (C, Hd), w1t (Hd, O)).
+template <typename T>
+NGK_HOST_DEVICE void decoder_forward(const T* f, const T* w0t, const T* b0, const T* w1t,
+                                     const T* b1, int64_t C, int64_t Hd, int64_t O, T* pre, T* h,
+                                     T* out) {
+  decoder::linear(f, w0t, b0, C, Hd, pre);
+  NGK_SIMD
+  for (int64_t k = 0; k < Hd; ++k) h[k] = hidden_softplus(pre[k]);
+  decoder::linear(h, w1t, b1, Hd, O, out);
+}
+
+// The input side of its backward from dout = dL/dout (O): dpre (Hd) = (W1^T dout) *
+// softplus'(pre) and df (C) = W0^T dpre (weights as they are: w0 (Hd, C), w1 (O, Hd)).
+template <typename T>
+NGK_HOST_DEVICE void decoder_backward_input(const T* w0, const T* w1, const T* pre,
+                                            const T* dout, int64_t C, int64_t Hd, int64_t O,
+                                            T* dpre, T* df) {
+  decoder::linear_backward_input(w1, dout, Hd, O, dpre);
+  NGK_SIMD
+  for (int64_t k = 0; k < Hd; ++k) dpre[k] *= hidden_softplus_grad(pre[k]);
+  decoder::linear_backward_input(w0, dpre, C, Hd, df);
+}
+
 // The colour weight of sample j in sum_k w_k (c_k + c_{k+1}): w_{j-1} + w_j (0 outside).
 template <typename T>
 NGK_HOST_DEVICE T color_weight(T w_before, T w_after) {

@@ -175,14 +175,39 @@ def render_triplane(planes: torch.Tensor, decoder, ray_origins: torch.Tensor,
 
 
 def decode_triplane(planes: torch.Tensor, decoder, coords: torch.Tensor, box_warp: float = 1.0):
-    """Decoder output at points: planes (Np, 3, C, H, W), coords (Nc, M, 3) -> features (N, M, F)
-    and raw density (N, M, 1) (EG3D's ``run_model`` on plane-averaged features).
+    """EG3D's OSG decoder at points, the tri-plane gather fused in: no gathered features are
+    kept, the backward recomputes each point.
 
-    The gather runs in the ``triplane_sample`` kernel and the decoder in PyTorch; the fused
-    point kernel (no stored features, recomputed in the backward) is still to come (issue 18).
+    Args:
+        planes: (Np, 3, C, H, W) tri-planes.
+        decoder: a ``TriplaneDecoder`` or an OSG decoder module (ours or EG3D's).
+        coords: (Nc, M, 3) points (no gradient); outside the box the planes read zeros.
+        box_warp: side of the box the planes span.
+
+    Np, Nc equal or 1; N the larger. Returns features (N, M, F) = sigmoid(out[1:]) * (1 + 2e-3)
+    - 1e-3 and the raw density (N, M, 1) = out[0], as EG3D's ``run_model``. Gradients flow to
+    planes and the decoder's tensors (an error if coords require grad). float32 or float64, CPU
+    or CUDA kernels; other dtypes and devices run the reference (``_reference.decode_triplane``).
     """
+    from .. import _checks
+    from .._ext import kernel_for
     from . import _reference
-    from .triplane import triplane_sample
 
     decoder = TriplaneDecoder.from_module(decoder)
-    return _reference.decode_features(triplane_sample(planes, coords, box_warp, "mean"), decoder)
+    _checks.check_tensor(planes, "planes", "(N, 3, C, H, W)", dim=5, sizes={1: 3})
+    if decoder.n_features != planes.shape[2]:
+        raise ValueError(f"decoder takes {decoder.n_features} features but planes have "
+                         f"C = {planes.shape[2]} channels")
+    _checks.check_tensor(coords, "coords", "(N, M, 3)", dim=3, sizes={2: 3})
+    for t, name in ((coords, "coords"), (decoder.weight0, "decoder.weight0")):
+        _checks.check_same(planes, "planes", t, name)
+        if t.dtype != planes.dtype:
+            raise ValueError(f"{name} must have planes' dtype {planes.dtype}, got {t.dtype}")
+    _checks.broadcast_batch(planes.shape[0], "planes", coords.shape[0], "coords")
+    if coords.requires_grad:
+        raise ValueError("decode_triplane has no gradient for coords; detach them (or use "
+                         "triplane_sample and the decoder module)")
+    ext = kernel_for(planes.device, "decode_triplane")
+    if ext is None or planes.dtype not in (torch.float32, torch.float64):
+        return _reference.decode_triplane(planes, decoder, coords, box_warp)
+    return ext.decode_triplane(planes, *decoder.tensors(), coords, float(box_warp))

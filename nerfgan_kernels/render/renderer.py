@@ -327,12 +327,13 @@ def sample_mixed(planes: torch.Tensor, decoder, coords: torch.Tensor, directions
     planes (Np, 3, C, H, W), coords (N, M, 3) (Np == N or Np == 1), directions (N, M, 3) or None
     (unused by the OSG decoder). Returns {'rgb': (N, M, O), 'sigma': (N, M, 1) raw density}.
     Points are processed in chunks of at most ``max_memory_bytes`` of intermediates. With
-    ``ops="fused"`` and an OSG decoder the points go through ``decode_triplane``.
+    ``ops="fused"``, an OSG decoder and coords without gradient the points go through
+    ``decode_triplane`` (no gathered features kept); otherwise ``ops="kernels"``.
     """
     _check_points(planes, coords)
     N, M = max(planes.shape[0], coords.shape[0]), coords.shape[1]
     step = _point_chunks(M, N, decoder, planes.element_size(), max_memory_bytes)
-    ops = _resolve_ops(_check_ops(ops), planes, decoder)
+    ops = _point_ops(ops, planes, decoder, coords)
     planes = _kernel_layout(planes, ops)
     fused = _fused_decoder(decoder) if ops == "fused" else None
     kernels = _op_module(ops)
@@ -353,20 +354,36 @@ def render_density(planes: torch.Tensor, decoder, coords: torch.Tensor, box_warp
     regularizers of inversion and EG3D's ``sample_density``.
 
     planes (Np, 3, C, H, W), coords (N, M, 3) (Np == N or Np == 1) -> sigma (N, M, 1), equal to
-    ``decoder(features)['sigma']`` (decoders with a ``density`` method skip the colour outputs).
-    Gradients flow to planes, coords and the decoder.
+    ``decoder(features)['sigma']``. Gradients flow to planes, coords and the decoder. With
+    ``ops="fused"``, an OSG decoder and coords without gradient the points go through
+    ``decode_triplane``; otherwise through ``ops="kernels"`` (decoders with a ``density`` method
+    then skip the colour outputs).
     """
     _check_points(planes, coords)
     N, M = max(planes.shape[0], coords.shape[0]), coords.shape[1]
     step = _point_chunks(M, N, decoder, planes.element_size(), max_memory_bytes)
-    ops = "kernels" if _check_ops(ops) == "fused" else ops  # the decoder's density-only path
+    ops = _point_ops(ops, planes, decoder, coords)
     planes = _kernel_layout(planes, ops)
+    fused = _fused_decoder(decoder) if ops == "fused" else None
+    kernels = _op_module(ops)
     sigmas = []
     for s in range(0, max(M, 1), step):
+        if fused is not None:
+            sigmas.append(kernels.decode_triplane(planes, fused, coords[:, s:s + step], box_warp)[1])
+            continue
         feats = _features(ops, planes, decoder, coords[:, s:s + step], box_warp)
         sigmas.append(decoder.density(feats) if hasattr(decoder, "density")
                       else decoder(feats, None)["sigma"])
     return torch.cat(sigmas, dim=1)
+
+
+def _point_ops(ops: str, planes, decoder, coords) -> str:
+    """The ops of a point query: "fused" falls back to "kernels" (silently: a point query is
+    exact either way) for coords that need a gradient, which decode_triplane does not give."""
+    ops = _check_ops(ops)
+    if ops == "fused" and torch.is_grad_enabled() and coords.requires_grad:
+        return "kernels"
+    return _resolve_ops(ops, planes, decoder)
 
 
 # ---------------------------------------------------------------------------- the renderer

@@ -1,0 +1,30 @@
+// CPU-only helpers of the fused decoder kernels (render_triplane_cpu_kernels.h,
+// decode_triplane_cpu_kernels.h). Always inlined, so that each kernel compiles them with its
+// own instruction set (cpu/simd.h).
+#pragma once
+
+#include <cstdint>
+
+#include "../cpu/simd.h"
+#include "render_triplane_math.h"
+
+namespace nerfgan_kernels {
+namespace fused {
+
+// Starts loading the bilinear taps of the point x (3) on the plane set planes (3, H, W, C)
+// channels-last: the gather is a wait on memory otherwise, so a kernel prefetches its next point
+// while the current one's MLP runs.
+template <typename T>
+inline __attribute__((always_inline)) void prefetch_taps(const T* planes, const T* x, T scale,
+                                                         int64_t H, int64_t W, int64_t C) {
+  const PlaneTaps<T> taps = make_plane_taps(x, scale, H, W);
+  for (int k = 0; k < 3; ++k) {
+    const T* base = planes + k * H * W * C;
+    for (int tap = 0; tap < 4; ++tap) {
+      if (taps.st[k].valid[tap]) cpu::prefetch_row(base + taps.st[k].offset[tap] * C, C);
+    }
+  }
+}
+
+}  // namespace fused
+}  // namespace nerfgan_kernels
