@@ -85,7 +85,7 @@ def _render_triplane_fake(planes, weight0, bias0, weight1, bias1, ray_origins, r
     R, S, F = depths.shape[1], depths.shape[2], weight1.shape[0] - 1
     return (planes.new_empty((N, R, F)), planes.new_empty((N, R, 1)),
             planes.new_empty((N, R, max(S - 1, 0), 1)), planes.new_empty((N, R, 1)),
-            planes.new_empty((N, R, 2)))
+            planes.new_empty((N, R, 2 + S)))
 
 
 def _render_triplane_backward_fake(grad_rgb, grad_depth, grad_weights, grad_weights_sum, planes,

@@ -599,12 +599,13 @@ def test_memory_model_bounds_measured_intermediates(ops, grad):
 
 def test_chunked_render_stays_within_the_budget():
     """A render chunked to 1/8 of the one-chunk estimate measures within that budget plus the
-    per-ray globals of the whole render (coarse depths, u, outputs, each ~D floats a ray)."""
+    per-ray globals of the whole render (coarse depths, u, outputs, each ~D floats a ray, and
+    what the fused op saves for the backward of every chunk: each sample's density)."""
     planes, decoder, origins, directions = make_scene()
     N, R = origins.shape[:2]
     renderer = ImportanceRenderer()
     D, n = OPTIONS["depth_resolution"], OPTIONS["depth_resolution_importance"]
-    globals_bytes = N * R * 4 * 2 * (D + n + 32 + 4)
+    globals_bytes = N * R * 4 * (2 * (D + n + 32 + 4) + D + n)
     for grad, checkpoint in [(False, False), (True, True)]:
         budget = N * R * renderer.ray_bytes(OPTIONS, decoder, grad=grad) // 8
         options = dict(OPTIONS, max_memory_bytes=budget, checkpoint=checkpoint)

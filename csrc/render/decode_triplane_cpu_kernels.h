@@ -59,7 +59,7 @@ struct PointView {
   // Gathers and decodes point i: f (C), pre (Hd), h (Hd), out (O).
   void decode(int64_t i, T* f, T* pre, T* h, T* out) const {
     gather_channels(make_plane_taps(point(i), scale, H, W), planes_of(i), H, W, C, 0, C, f);
-    decoder_forward(f, w0t, b0, w1t, b1, C, Hd, O, pre, h, out);
+    decoder_forward(f, w0t, b0, w1, w1t, b1, C, Hd, O, pre, h, out);
   }
 
   void prefetch(int64_t i) const { prefetch_taps(planes_of(i), point(i), scale, H, W, C); }

@@ -14,6 +14,7 @@
 #include <algorithm>
 
 #include "../common/cuda_launch.h"
+#include "../common/macros.h"
 #include "decoder_math.h"
 #include "render_triplane.h"
 #include "render_triplane_math.h"
@@ -54,7 +55,7 @@ struct SharedPlan {
   int64_t elements;  // dynamic shared memory in elements
 };
 
-inline void grad_sizes(int64_t C, int64_t Hd, int64_t O, int64_t* sizes) {
+NGK_HOST_DEVICE void grad_sizes(int64_t C, int64_t Hd, int64_t O, int64_t* sizes) {
   sizes[0] = C * Hd;
   sizes[1] = Hd;
   sizes[2] = Hd * O;

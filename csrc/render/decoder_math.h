@@ -86,6 +86,26 @@ NGK_HOST_DEVICE void linear(const T* x, const T* wt, const T* bias, int64_t n_in
   accumulate(x, 1, wt, n_out, n_in, n_out, y);
 }
 
+// sum_k a[k] b[k], k < n. The CPU build sums float in 16 lanes and adds the lanes at the end (an
+// ordered sum is a chain of n dependent FMAs: the decoder's density output cost more than its 32
+// colours); elsewhere in order.
+template <typename T>
+NGK_HOST_DEVICE T dot(const T* a, const T* b, int64_t n) {
+  int64_t k = 0;
+  T sum = 0;
+#if defined(NGK_DECODER_VECTOR_BLOCKS)
+  if constexpr (std::is_same_v<T, float>) {
+    Float16 acc{};
+    for (; k + 16 <= n; k += 16) {
+      acc += *reinterpret_cast<const Float16*>(a + k) * *reinterpret_cast<const Float16*>(b + k);
+    }
+    for (int lane = 0; lane < 16; ++lane) sum += acc[lane];
+  }
+#endif
+  for (; k < n; ++k) sum += a[k] * b[k];
+  return sum;
+}
+
 // Backward of linear, input side: gx (n_in) = w^T gy with w (n_out, n_in) = wt^T.
 template <typename T>
 NGK_HOST_DEVICE void linear_backward_input(const T* w, const T* gy, int64_t n_in, int64_t n_out,

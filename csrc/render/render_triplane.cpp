@@ -133,7 +133,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> render_tr
   at::Tensor depth = at::empty({p.N, p.R, 1}, opts);
   at::Tensor weights = at::empty({p.N, p.R, std::max<int64_t>(p.S - 1, 0), 1}, opts);
   at::Tensor weights_sum = at::empty({p.N, p.R, 1}, opts);
-  at::Tensor stats = at::empty({p.N, p.R, 2}, opts);
+  at::Tensor stats = at::empty({p.N, p.R, 2 + p.S}, opts);
   if (p.N * p.R > 0) {
     if (runs_cuda_kernels(planes)) {
 #ifdef NERFGAN_KERNELS_WITH_CUDA
@@ -172,8 +172,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> render_tr
   const at::Tensor g_weights =
       upstream(grad_weights, "grad_weights", {N, R, std::max<int64_t>(S - 1, 0), 1});
   const at::Tensor g_ws = upstream(grad_weights_sum, "grad_weights_sum", {N, R, 1});
-  TORCH_CHECK(stats.sizes() == at::IntArrayRef({N, R, 2}),
-              "stats must have shape (N, R, 2) as returned by render_triplane, got ",
+  TORCH_CHECK(stats.sizes() == at::IntArrayRef({N, R, 2 + S}),
+              "stats must have shape (N, R, 2 + S) as returned by render_triplane, got ",
               stats.sizes());
   at::Tensor grad_planes_cl = at::zeros(p.planes_cl.sizes(), opts);
   at::Tensor g_w0t = at::zeros({p.C, p.Hd}, opts), g_b0 = at::zeros({p.Hd}, opts);

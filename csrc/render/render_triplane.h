@@ -5,7 +5,9 @@
 //   ray_origins, ray_directions (Nr, R, 3); depths (Nd, R, S, 1) sorted per ray; depth_range (2,).
 //   Np, Nr, Nd equal or 1; N = the largest. One dtype for all (float32 or float64).
 //   Returns rgb (N, R, F), depth (N, R, 1), weights (N, R, S-1, 1), weights_sum (N, R, 1) and
-//   stats (N, R, 2) = [sum w, sum w * t_mid] for the backward.
+//   stats (N, R, 2 + S) for the backward: [sum w, sum w * t_mid, the raw density of each sample]
+//   (0 for samples the march never decoded). The densities let the backward march without
+//   decoding and recompute only the samples that a kept interval touches.
 #pragma once
 
 #include <ATen/core/Tensor.h>

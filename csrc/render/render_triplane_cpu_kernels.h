@@ -6,9 +6,10 @@
 // Forward: a ray's samples are decoded lazily, sample k + 1 when interval k is marched, so a ray
 // whose transmittance has fallen below t_min gathers and decodes nothing more. Only the ray's
 // densities and decoder outputs live in per-task scratch (S x (C + 2 hidden + O) values).
-// Backward: the ray is recomputed (the same samples decoded), the march is differentiated as in
-// composite's backward, then each decoded sample's decoder backward gives the feature gradient
-// df (C). The planes' gradient is a scatter of df: it runs per chunk of rays through the
+// Backward: the march is replayed on the densities the forward kept in stats (O(rays x S)), without
+// decoding; only the samples a kept interval touches are decoded again (with masking, samples in
+// empty space are not), the march is differentiated as in composite's backward, then each
+// decoded sample's decoder backward gives the feature gradient df (C). The planes' gradient is a scatter of df: it runs per chunk of rays through the
 // deterministic banded scatter of triplane_sample's backward (accumulate_planes_grad_cpu), so
 // only a chunk's (rays x S x C) gradients exist at a time. Both kernels run with denormals
 // flushed to zero (cpu::FlushDenormals). The decoder's gradients are summed
@@ -62,18 +63,22 @@ struct View {
         white_back(p.white_back) {}
 };
 
-// One ray's scratch: per decoded sample j the point x (3), features f (C), pre-activations
-// pre (Hd), hidden h (Hd), outputs out (O); per interval the weight.
+// One ray's scratch: per decoded sample (a row) the point x (3), features f (C),
+// pre-activations pre (Hd), hidden h (Hd), outputs out (O); per interval the weight. The forward
+// decodes sample j into row j; the backward packs the samples it decodes (row_of, samples).
 template <typename T>
 struct Ray {
   const View<T>& v;
   const T *planes, *o, *d, *t;
   std::vector<T> x, f, pre, h, out, w;
+  std::vector<int64_t> row_of, samples;
+  std::vector<char> has_colors;  // per row: out[1, O) computed
   int64_t decoded = 0;
 
   explicit Ray(const View<T>& view)
       : v(view), x(view.S * 3), f(view.S * view.C), pre(view.S * view.Hd), h(view.S * view.Hd),
-        out(view.S * view.O), w(std::max<int64_t>(view.S, 1)) {}
+        out(view.S * view.O), w(std::max<int64_t>(view.S, 1)), row_of(view.S),
+        samples(view.S), has_colors(view.S) {}
 
   void start(int64_t n, int64_t r) {
     planes = v.planes + (v.Np == 1 ? 0 : n) * 3 * v.H * v.W * v.C;
@@ -85,9 +90,12 @@ struct Ray {
 
   T sigma(int64_t j) const { return out[j * v.O]; }
 
-  // Decodes samples up to j.
+  // Decodes samples up to j (sample j into row j).
   void need(int64_t j) {
-    for (; decoded <= j; ++decoded) decode(decoded);
+    for (; decoded <= j; ++decoded) {
+      if (decoded + 1 < v.S) prefetch(decoded + 1);  // its taps arrive while this MLP runs
+      decode(decoded, decoded);
+    }
   }
 
   // Starts loading the taps of sample j.
@@ -96,15 +104,28 @@ struct Ray {
     prefetch_taps(planes, p, v.scale, v.H, v.W, v.C);
   }
 
-  void decode(int64_t j) {
+  // Gathers sample j and decodes its density into row `row` of the scratch arrays (the
+  // colours wait for colors(row): most samples of a render get no colour weight).
+  void decode(int64_t j, int64_t row) {
     const int64_t C = v.C, Hd = v.Hd;
-    if (j + 1 < v.S) prefetch(j + 1);  // its taps arrive while this sample's MLP runs
-    T* xj = x.data() + j * 3;
-    for (int a = 0; a < 3; ++a) xj[a] = o[a] + t[j] * d[a];
-    T* fj = f.data() + j * C;
-    gather_channels(make_plane_taps(xj, v.scale, v.H, v.W), planes, v.H, v.W, C, 0, C, fj);
-    decoder_forward(fj, v.w0t, v.b0, v.w1t, v.b1, C, Hd, v.O, pre.data() + j * Hd,
-                    h.data() + j * Hd, out.data() + j * v.O);
+    T* xr = x.data() + row * 3;
+    sample_point(o, d, t[j], xr);
+    T* fr = f.data() + row * C;
+    gather_channels(make_plane_taps(xr, v.scale, v.H, v.W), planes, v.H, v.W, C, 0, C, fr);
+    T* hr = h.data() + row * Hd;
+    decoder_hidden(fr, v.w0t, v.b0, C, Hd, pre.data() + row * Hd, hr);
+    out[row * v.O] = decoder_density(hr, v.w1, v.b1, Hd);
+    has_colors[row] = 0;
+  }
+
+  // The colour outputs out[1, O) of a decoded row; returns out.
+  const T* colors(int64_t row) {
+    T* out_r = out.data() + row * v.O;
+    if (!has_colors[row]) {
+      decoder_colors(h.data() + row * v.Hd, v.w1t, v.b1, v.Hd, v.O, out_r);
+      has_colors[row] = 1;
+    }
+    return out_r;
   }
 
   Interval<T> interval(int64_t k) const {
@@ -147,15 +168,17 @@ void forward_kernel(const View<T>& v, T* rgb, T* depth, T* weights, T* weights_s
       ray.start(i / v.R, i % v.R);
       const auto [W, D] = ray.march();
       for (int64_t k = 0; k + 1 < v.S; ++k) weights[i * (v.S - 1) + k] = ray.w[k];
+      T* stats_row = stats + i * (2 + v.S);
+      for (int64_t j = 0; j < v.S; ++j) stats_row[2 + j] = j < ray.decoded ? ray.sigma(j) : T(0);
       std::fill(acc.begin(), acc.end(), T(0));
       for (int64_t j = 0; j < ray.decoded; ++j) {
         const T a = ray.color_weight(j);
         if (a == T(0)) continue;
-        const T* oj = ray.out.data() + j * v.O + 1;
+        const T* oj = ray.colors(j) + 1;
         for (int64_t c = 0; c < F; ++c) acc[c] += a * color_of_output(oj[c]);
       }
       write_ray_outputs(i, acc.data(), F, W, D, v.white_back, v.lo, v.hi, rgb, depth,
-                        weights_sum, stats);
+                        weights_sum, stats_row);
     }
   });
 }
@@ -172,85 +195,104 @@ struct Upstream {
 };
 
 // Backward of ray i = (n, r): decoder gradients into g, and for every sample j its point and
-// feature gradient into points (S, 3) / grads (S, C) (NaN points for samples never decoded, so
-// the scatter skips them).
+// feature gradient into points (S, 3) / grads (S, C) (NaN points for samples no gradient
+// reaches, so the scatter skips them).
+//
+// The march is replayed on the forward's densities (stats), without decoding: it gives the kept
+// intervals (before termination, alpha not below alpha_min), their weights and transmittances.
+// Only the samples that a kept interval touches receive a gradient, so only they are decoded
+// again, into packed scratch rows; a masked render of a head that fills a fraction of the view
+// recomputes a fraction of its samples.
 template <typename T>
 void backward_ray(Ray<T>& ray, int64_t i, const Upstream<T>& up, const DecoderGrads<T>& g,
                   T* points, T* grads, std::vector<T>& scratch) {
   const View<T>& v = ray.v;
   const int64_t S = v.S, C = v.C, Hd = v.Hd, O = v.O, F = O - 1;
   ray.start(i / v.R, i % v.R);
-  ray.march();
+  const T* stats_row = up.stats + i * (2 + S);
+  const T* sigma = stats_row + 2;
   const T* g_rgb = up.rgb + i * F;
-  const T W = up.stats[i * 2], D = up.stats[i * 2 + 1];
   const WeightGradTerms<T> dl_dw = make_weight_grad_terms(
-      g_rgb, F, v.white_back, up.depth[i], up.weights_sum[i], W, D, v.lo, v.hi);
-  // scratch: gdot, grad_sigma, G, T (S each), dout (S, O), dpre (S, Hd)
+      g_rgb, F, v.white_back, up.depth[i], up.weights_sum[i], stats_row[0], stats_row[1], v.lo,
+      v.hi);
+  // scratch: gdot, grad_sigma, G, trans_before, kept (S each), dout (S, O), dpre (S, Hd)
   T* gdot = scratch.data();
   T* grad_sigma = gdot + S;
   T* G = grad_sigma + S;
   T* trans_before = G + S;
-  T* dout = trans_before + S;  // (S, O)
-  T* dpre = dout + S * O;      // (S, Hd)
-  for (int64_t j = 0; j < ray.decoded; ++j) {
-    gdot[j] = color_dot(g_rgb, ray.out.data() + j * O, F);
-    grad_sigma[j] = T(0);
-  }
-  // Sweep 1: G_k = dL/dw_k over the marched intervals, and their total.
-  T trans = 1, total = 0;
+  T* kept = trans_before + S;  // 1 for a kept interval
+  T* dout = kept + S;          // (S, O), by row
+  T* dpre = dout + S * O;      // (S, Hd), by row
+  auto interval = [&](int64_t k) {
+    return composite::make_interval<T>(sigma[k], sigma[k + 1], ray.t[k], ray.t[k + 1]);
+  };
+  // Sweep 1, no decoding: the kept intervals, their weights and transmittances.
+  T trans = 1;
   int64_t last = -1;
   for (int64_t k = 0; k + 1 < S; ++k) {
     if (composite::terminated(trans, v.t_min)) break;
     last = k;
-    const Interval<T> iv = ray.interval(k);
+    const Interval<T> iv = interval(k);
     trans_before[k] = trans;
-    if (composite::skipped(iv.alpha, v.alpha_min)) {
-      G[k] = T(0);
-      continue;
-    }
-    G[k] = dl_dw(gdot[k], gdot[k + 1], iv.t_mid, up.weights[i * (S - 1) + k]);
-    total += G[k] * ray.w[k];
-    trans = composite::next_transmittance(trans, iv.alpha);
+    kept[k] = composite::skipped(iv.alpha, v.alpha_min) ? T(0) : T(1);
+    ray.w[k] = kept[k] != T(0) ? iv.alpha * trans : T(0);
+    if (kept[k] != T(0)) trans = composite::next_transmittance(trans, iv.alpha);
   }
-  // Sweep 2: density gradients from the suffix sums.
+  for (int64_t k = last + 1; k + 1 < S; ++k) ray.w[k] = T(0);
+  // The samples a kept interval touches, decoded into packed rows.
+  int64_t n_rows = 0;
+  for (int64_t j = 0; j < S; ++j) {
+    const bool touched = (j >= 1 && j - 1 <= last && kept[j - 1] != T(0)) ||
+                         (j <= last && kept[j] != T(0));
+    ray.row_of[j] = touched ? n_rows : -1;
+    if (touched) ray.samples[n_rows++] = j;
+  }
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const int64_t j = ray.samples[r];
+    if (r + 1 < n_rows) ray.prefetch(ray.samples[r + 1]);  // arrives while this MLP runs
+    ray.decode(j, r);
+    gdot[j] = color_dot(g_rgb, ray.colors(r), F);
+    grad_sigma[j] = T(0);
+  }
+  // Sweep 2: G_k = dL/dw_k over the kept intervals, and their total.
+  T total = 0;
+  for (int64_t k = 0; k <= last; ++k) {
+    if (kept[k] == T(0)) continue;
+    G[k] = dl_dw(gdot[k], gdot[k + 1], interval(k).t_mid, up.weights[i * (S - 1) + k]);
+    total += G[k] * ray.w[k];
+  }
+  // Sweep 3: density gradients from the suffix sums.
   T prefix = 0;
   for (int64_t k = 0; k <= last; ++k) {
-    const Interval<T> iv = ray.interval(k);
-    if (composite::skipped(iv.alpha, v.alpha_min)) continue;
+    if (kept[k] == T(0)) continue;
     prefix += G[k] * ray.w[k];
-    const T dx = composite::interval_backward(iv, trans_before[k], G[k], total - prefix);
+    const T dx = composite::interval_backward(interval(k), trans_before[k], G[k], total - prefix);
     grad_sigma[k] += dx / T(2);
     grad_sigma[k + 1] += dx / T(2);
   }
   // Each decoded sample through the decoder (input side per sample; the weight gradients for
-  // the whole ray at the end). Samples no gradient reaches get zero rows.
+  // the whole ray at the end, over the packed rows).
   for (int64_t j = 0; j < S; ++j) {
     T* pj = points + j * 3;
-    if (j >= ray.decoded) {
+    const int64_t r = ray.row_of[j];
+    if (r < 0) {
       pj[0] = pj[1] = pj[2] = std::numeric_limits<T>::quiet_NaN();
       continue;
     }
-    T* doutj = dout + j * O;
-    T* dprej = dpre + j * Hd;
+    for (int c = 0; c < 3; ++c) pj[c] = ray.x[r * 3 + c];
     const T a = ray.color_weight(j);
-    if (a == T(0) && grad_sigma[j] == T(0)) {
-      pj[0] = pj[1] = pj[2] = std::numeric_limits<T>::quiet_NaN();
-      for (int64_t c = 0; c < O; ++c) doutj[c] = T(0);
-      for (int64_t k = 0; k < Hd; ++k) dprej[k] = T(0);
-      continue;
-    }
-    for (int c = 0; c < 3; ++c) pj[c] = ray.x[j * 3 + c];
-    const T* oj = ray.out.data() + j * O;
-    doutj[0] = grad_sigma[j];
-#pragma omp simd
+    const T* out_r = ray.out.data() + r * O;
+    T* dout_r = dout + r * O;
+    dout_r[0] = grad_sigma[j];
+    NGK_SIMD
     for (int64_t c = 0; c < F; ++c) {
-      doutj[1 + c] = g_rgb[c] * a * color_grad_of_output(oj[1 + c]);
+      dout_r[1 + c] = g_rgb[c] * a * color_grad_of_output(out_r[1 + c]);
     }
-    decoder_backward_input(v.w0, v.w1, ray.pre.data() + j * Hd, doutj, C, Hd, O, dprej,
+    decoder_backward_input(v.w0, v.w1, ray.pre.data() + r * Hd, dout_r, C, Hd, O, dpre + r * Hd,
                            grads + j * C);
   }
-  decoder::linear_backward_weight(ray.h.data(), dout, ray.decoded, Hd, O, g.w1t, g.b1);
-  decoder::linear_backward_weight(ray.f.data(), dpre, ray.decoded, C, Hd, g.w0t, g.b0);
+  decoder::linear_backward_weight(ray.h.data(), dout, n_rows, Hd, O, g.w1t, g.b1);
+  decoder::linear_backward_weight(ray.f.data(), dpre, n_rows, C, Hd, g.w0t, g.b0);
 }
 
 template <typename T>
@@ -272,7 +314,7 @@ void backward_kernel(const Problem& p, const View<T>& v, const Upstream<T>& up,
     at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
       const cpu::FlushDenormals no_denormals;
       Ray<T> ray(v);
-      std::vector<T> scratch(S * (4 + O + Hd));
+      std::vector<T> scratch(S * (5 + O + Hd));
       for (int64_t b = begin; b < end; ++b) {
         T* s = slots.data() + b * slot;
         const DecoderGrads<T> g{s, s + sizes[0], s + sizes[0] + sizes[1],

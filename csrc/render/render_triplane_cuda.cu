@@ -19,10 +19,11 @@
 // with weight w_{k-1} + w_k as soon as interval k is marched. The features f (C) are gathered
 // 8 channels at a time and multiplied into the first layer at once, so C is not bounded.
 //
-// Backward (backward_kernel), nothing stored by the forward but stats (N, R, 2): each ray is
-// recomputed twice. Pass 1 marches (decoding every sample again) and sums
-// total = sum_k G_k w_k, G_k = dL/dw_k (which needs g_rgb . colour of both samples of the
-// interval). Pass 2 marches once more with two decoded samples at hand: after interval k it knows
+// Backward (backward_kernel), nothing stored by the forward but stats (N, R, 2 + S): the ray's
+// sums and each sample's raw density, so the march replays without decoding and only the samples
+// a kept interval touches are decoded again (with masking, samples in empty space are not), twice.
+// Pass 1 sums total = sum_k G_k w_k, G_k = dL/dw_k (which needs g_rgb . colour of both samples
+// of the interval). Pass 2 marches once more with two decoded samples at hand: after interval k it knows
 // everything sample k receives (density gradient (dx_{k-1} + dx_k) / 2 from interval_backward with
 // the suffix sum total - prefix_k, colour weight w_{k-1} + w_k), so it runs sample k's decoder
 // backward at once and the sample is dropped. The feature gradient df (C) is again formed 8
@@ -107,7 +108,8 @@ __device__ void add_color(T* acc, const T* out, T weight, int64_t F) {
   for (int64_t c = 0; c < F; ++c) acc[c] += weight * color_of_output(out[1 + c]);
 }
 
-// rgb (N*R, F), depth (N*R), weights (N*R, S-1), weights_sum (N*R), stats (N*R, 2) = [W, D].
+// rgb (N*R, F), depth (N*R), weights (N*R, S-1), weights_sum (N*R), stats (N*R, 2 + S) =
+// [W, D, the raw density of each decoded sample (0 for the others)].
 template <typename T>
 __global__ void forward_kernel(Args<T> a, SharedPlan plan, T* __restrict__ rgb,
                                T* __restrict__ depth, T* __restrict__ weights,
@@ -122,15 +124,21 @@ __global__ void forward_kernel(Args<T> a, SharedPlan plan, T* __restrict__ rgb,
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const RayInputs<T> ray = ray_inputs(a, i / a.R, i % a.R);
     T* w = weights + i * (S - 1);
+    T* stats_row = stats + i * (2 + S);
+    T* sigma = stats_row + 2;
     for (int64_t c = 0; c < F; ++c) acc[c] = T(0);
     T trans = 1, W = 0, D = 0, w_prev = 0;
     int cur = 0;  // s[cur] is sample k
     int64_t k = 0;
-    if (S >= 2) decode_sample(a, dec, ray, 0, s[cur], h);
+    if (S >= 2) {
+      decode_sample(a, dec, ray, 0, s[cur], h);
+      sigma[0] = s[cur].out[0];
+    }
     for (; k + 1 < S; ++k) {
       if (composite::terminated(trans, a.t_min)) break;  // later samples are never decoded
       Sample<T>& next = s[cur ^ 1];
       decode_sample(a, dec, ray, k + 1, next, h);
+      sigma[k + 1] = next.out[0];
       const Interval<T> iv =
           composite::make_interval<T>(s[cur].out[0], next.out[0], ray.t[k], ray.t[k + 1]);
       T wk = 0;
@@ -148,13 +156,15 @@ __global__ void forward_kernel(Args<T> a, SharedPlan plan, T* __restrict__ rgb,
     // k: the interval the march stopped at (S - 1 when it ran to the end); sample k is the last
     // decoded one (none when S = 1).
     for (int64_t rest = k; rest + 1 < S; ++rest) w[rest] = T(0);
+    for (int64_t j = S >= 2 ? k + 1 : 0; j < S; ++j) sigma[j] = T(0);  // never decoded
     if (S >= 2) add_color(acc, s[cur].out, w_prev, F);
-    write_ray_outputs(i, acc, F, W, D, a.white_back, a.lo, a.hi, rgb, depth, weights_sum, stats);
+    write_ray_outputs(i, acc, F, W, D, a.white_back, a.lo, a.hi, rgb, depth, weights_sum,
+                      stats_row);
   }
 }
 
 // Upstream gradients: rgb (N*R, F), depth (N*R), weights (N*R, S-1), weights_sum (N*R) and the
-// forward's stats (N*R, 2).
+// forward's stats (N*R, 2 + S).
 template <typename T>
 struct Upstream {
   const T *rgb, *depth, *weights, *weights_sum, *stats;
@@ -180,7 +190,7 @@ __device__ void ray_sample_backward(const Args<T>& a, const Decoder<T>& dec,
   sample_backward(a, dec, ray.planes, x, s, dout, g, grad_planes);
 }
 
-// Backward of ray i: recomputes the march twice (see the top of the file).
+// Backward of ray i: replays the march twice on the stored densities (see the top of the file).
 template <typename T>
 __device__ void backward_ray(const Args<T>& a, const Decoder<T>& dec, const Upstream<T>& up,
                              int64_t i, const Grads<T>& g, T* grad_planes_all, Sample<T>* s,
@@ -192,59 +202,85 @@ __device__ void backward_ray(const Args<T>& a, const Decoder<T>& dec, const Upst
   T* grad_planes = grad_planes_all + (a.Np == 1 ? 0 : n) * 3 * a.H * a.W * a.C;
   const T* g_rgb = up.rgb + i * F;
   const T* g_weights = up.weights + i * (S - 1);
+  const T* stats_row = up.stats + i * (2 + S);
+  const T* sigma = stats_row + 2;
   const WeightGradTerms<T> dl_dw =
       make_weight_grad_terms(g_rgb, F, a.white_back, up.depth[i], up.weights_sum[i],
-                             up.stats[i * 2], up.stats[i * 2 + 1], a.lo, a.hi);
-  // Pass 1: total = sum_k G_k w_k over the kept intervals.
+                             stats_row[0], stats_row[1], a.lo, a.hi);
+  auto interval = [&](int64_t k) {
+    return composite::make_interval<T>(sigma[k], sigma[k + 1], ray.t[k], ray.t[k + 1]);
+  };
+  // Whether interval k is kept when the transmittance in front of it is trans.
+  auto kept = [&](int64_t k, T trans) {
+    return k + 1 < S && !composite::terminated(trans, a.t_min) &&
+           !composite::skipped(interval(k).alpha, a.alpha_min);
+  };
+  // Pass 1: total = sum_k G_k w_k over the kept intervals; the samples of a kept interval are
+  // decoded (only g_rgb . colour is kept, gdot_last of the last decoded sample).
   T total = 0;
   {
-    decode_sample(a, dec, ray, 0, s[0], h);
-    T sigma_prev = s[0].out[0], gdot_prev = color_dot(g_rgb, s[0].out, F), trans = 1;
+    T trans = 1, gdot_last = 0;
+    int64_t last_decoded = -1;
     for (int64_t k = 0; k + 1 < S; ++k) {
       if (composite::terminated(trans, a.t_min)) break;
-      decode_sample(a, dec, ray, k + 1, s[0], h);
-      const T gdot = color_dot(g_rgb, s[0].out, F);
-      const Interval<T> iv =
-          composite::make_interval<T>(sigma_prev, s[0].out[0], ray.t[k], ray.t[k + 1]);
-      if (!composite::skipped(iv.alpha, a.alpha_min)) {
-        total += dl_dw(gdot_prev, gdot, iv.t_mid, g_weights[k]) * (iv.alpha * trans);
-        trans = composite::next_transmittance(trans, iv.alpha);
+      const Interval<T> iv = interval(k);
+      if (composite::skipped(iv.alpha, a.alpha_min)) continue;
+      T gdot_k = gdot_last;
+      if (last_decoded != k) {
+        decode_sample(a, dec, ray, k, s[0], h);
+        gdot_k = color_dot(g_rgb, s[0].out, F);
       }
-      sigma_prev = s[0].out[0];
-      gdot_prev = gdot;
+      decode_sample(a, dec, ray, k + 1, s[0], h);
+      gdot_last = color_dot(g_rgb, s[0].out, F);
+      last_decoded = k + 1;
+      total += dl_dw(gdot_k, gdot_last, iv.t_mid, g_weights[k]) * (iv.alpha * trans);
+      trans = composite::next_transmittance(trans, iv.alpha);
     }
   }
-  // Pass 2: the march's backward, each sample's decoder backward once its two intervals are
-  // done. gs_prev = dx_{k-1} / 2 and w_prev = w_{k-1}: what interval k - 1 gave sample k.
+  // Pass 2: the march's backward, each touched sample's decoder backward once its two intervals
+  // are done. s[cur] holds sample k when have_cur; gs_prev = dx_{k-1} / 2 and w_prev = w_{k-1}:
+  // what interval k - 1 gave sample k.
   int cur = 0;
-  decode_sample(a, dec, ray, 0, s[cur], h);
-  T gdot_prev = color_dot(g_rgb, s[cur].out, F);
+  bool have_cur = kept(0, T(1));
+  T gdot_prev = 0;
+  if (have_cur) {
+    decode_sample(a, dec, ray, 0, s[cur], h);
+    gdot_prev = color_dot(g_rgb, s[cur].out, F);
+  }
   T trans = 1, prefix = 0, w_prev = 0, gs_prev = 0;
   int64_t k = 0;
   for (; k + 1 < S; ++k) {
     if (composite::terminated(trans, a.t_min)) break;
+    const Interval<T> iv = interval(k);
+    const bool kept_k = !composite::skipped(iv.alpha, a.alpha_min);
+    const T trans_after = kept_k ? composite::next_transmittance(trans, iv.alpha) : trans;
+    const bool have_next = kept_k || kept(k + 1, trans_after);  // sample k + 1 is touched
     Sample<T>& next = s[cur ^ 1];
-    decode_sample(a, dec, ray, k + 1, next, h);
-    const T gdot = color_dot(g_rgb, next.out, F);
-    const Interval<T> iv =
-        composite::make_interval<T>(s[cur].out[0], next.out[0], ray.t[k], ray.t[k + 1]);
+    T gdot = 0;
+    if (have_next) {
+      decode_sample(a, dec, ray, k + 1, next, h);
+      gdot = color_dot(g_rgb, next.out, F);
+    }
     T wk = 0, half_dx = 0;
-    if (!composite::skipped(iv.alpha, a.alpha_min)) {
+    if (kept_k) {
       wk = iv.alpha * trans;
       const T G = dl_dw(gdot_prev, gdot, iv.t_mid, g_weights[k]);
       prefix += G * wk;
       half_dx = composite::interval_backward(iv, trans, G, total - prefix) / T(2);
-      trans = composite::next_transmittance(trans, iv.alpha);
     }
-    ray_sample_backward(a, dec, ray, k, s[cur], gs_prev + half_dx, color_weight(w_prev, wk),
-                        g_rgb, g, grad_planes);
+    trans = trans_after;
+    if (have_cur) {
+      ray_sample_backward(a, dec, ray, k, s[cur], gs_prev + half_dx, color_weight(w_prev, wk),
+                          g_rgb, g, grad_planes);
+    }
     gs_prev = half_dx;
     w_prev = wk;
     gdot_prev = gdot;
+    have_cur = have_next;
     cur ^= 1;
   }
-  // Sample k: the last decoded one (S - 1, or the one where the march terminated).
-  ray_sample_backward(a, dec, ray, k, s[cur], gs_prev, w_prev, g_rgb, g, grad_planes);
+  // Sample k: the last one (S - 1, or the one where the march terminated).
+  if (have_cur) ray_sample_backward(a, dec, ray, k, s[cur], gs_prev, w_prev, g_rgb, g, grad_planes);
 }
 
 // grad_planes (Np, 3, H, W, C) and out = the decoder's gradients (Grads' layouts), zeros on

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "../common/macros.h"
 #include "../cpu/vmath.h"
@@ -78,12 +79,49 @@ NGK_HOST_DEVICE PlaneTaps<T> make_plane_taps(const T* x, T scale, int64_t H, int
   return taps;
 }
 
+#if defined(NGK_DECODER_VECTOR_BLOCKS)
+// gather_channels for float and n = 16 V channels on the CPU: the sums in V vectors of 16 lanes
+// held in registers (a loop through f in memory is a chain of load-add-stores), in the same order.
+template <int V>
+inline __attribute__((always_inline)) void gather_channels_f16(const PlaneTaps<float>& taps,
+                                                               const float* planes, int64_t H,
+                                                               int64_t W, int64_t C, int64_t c0,
+                                                               float* f) {
+  decoder::Float16 acc[V];
+  for (int v = 0; v < V; ++v) acc[v] = decoder::Float16{};
+  for (int k = 0; k < 3; ++k) {
+    const triplane::Stencil<float>& st = taps.st[k];
+    const float* base = planes + k * H * W * C + c0;
+    for (int tap = 0; tap < 4; ++tap) {
+      if (!st.valid[tap]) continue;
+      const float wt = st.weight[tap] / 3.0f;
+      const decoder::Float16* row =
+          reinterpret_cast<const decoder::Float16*>(base + st.offset[tap] * C);
+      for (int v = 0; v < V; ++v) acc[v] += wt * row[v];
+    }
+  }
+  decoder::Float16* out = reinterpret_cast<decoder::Float16*>(f);
+  for (int v = 0; v < V; ++v) out[v] = acc[v];
+}
+#endif
+
 // f[i] (n) = channel c0 + i of the mean of the three planes' bilinear features, for one plane set
 // planes (3, H, W, C) channels-last. The sum runs plane by plane, tap by tap (the CPU kernel's
 // order), each tap weighted by its bilinear weight / 3.
 template <typename T>
 NGK_HOST_DEVICE void gather_channels(const PlaneTaps<T>& taps, const T* planes, int64_t H,
                                      int64_t W, int64_t C, int64_t c0, int64_t n, T* f) {
+#if defined(NGK_DECODER_VECTOR_BLOCKS)
+  if constexpr (std::is_same_v<T, float>) {
+    switch (n) {
+      case 16: return gather_channels_f16<1>(taps, planes, H, W, C, c0, f);
+      case 32: return gather_channels_f16<2>(taps, planes, H, W, C, c0, f);
+      case 48: return gather_channels_f16<3>(taps, planes, H, W, C, c0, f);
+      case 64: return gather_channels_f16<4>(taps, planes, H, W, C, c0, f);
+      default: break;
+    }
+  }
+#endif
   for (int64_t i = 0; i < n; ++i) f[i] = T(0);
   for (int k = 0; k < 3; ++k) {
     const triplane::Stencil<T>& st = taps.st[k];
@@ -97,16 +135,39 @@ NGK_HOST_DEVICE void gather_channels(const PlaneTaps<T>& taps, const T* planes, 
   }
 }
 
-// The decoder on one point's features f (C): pre (Hd) = W0 f + b0, h (Hd) = softplus(pre),
-// out (O) = W1 h + b1 (weights transposed: w0t (C, Hd), w1t (Hd, O)).
+// The decoder's hidden layer on one point's features f (C): pre (Hd) = W0 f + b0,
+// h (Hd) = softplus(pre) (w0t (C, Hd) transposed).
 template <typename T>
-NGK_HOST_DEVICE void decoder_forward(const T* f, const T* w0t, const T* b0, const T* w1t,
-                                     const T* b1, int64_t C, int64_t Hd, int64_t O, T* pre, T* h,
-                                     T* out) {
+NGK_HOST_DEVICE void decoder_hidden(const T* f, const T* w0t, const T* b0, int64_t C, int64_t Hd,
+                                    T* pre, T* h) {
   decoder::linear(f, w0t, b0, C, Hd, pre);
   NGK_SIMD
   for (int64_t k = 0; k < Hd; ++k) h[k] = hidden_softplus(pre[k]);
-  decoder::linear(h, w1t, b1, Hd, O, out);
+}
+
+// The second layer in two parts: the raw density out[0] = b1[0] + w1[0, :] h (w1 (O, Hd)), and
+// the colours out[1 + i] = b1[1 + i] + sum_k h[k] w1t[k, 1 + i] (w1t (Hd, O)). The fused renderer
+// computes the density first and the colours only for samples whose colour has a weight.
+template <typename T>
+NGK_HOST_DEVICE T decoder_density(const T* h, const T* w1, const T* b1, int64_t Hd) {
+  return b1[0] + decoder::dot(w1, h, Hd);
+}
+
+template <typename T>
+NGK_HOST_DEVICE void decoder_colors(const T* h, const T* w1t, const T* b1, int64_t Hd, int64_t O,
+                                    T* out) {
+  for (int64_t o = 1; o < O; ++o) out[o] = b1[o];
+  decoder::accumulate(h, 1, w1t + 1, O, Hd, O - 1, out + 1);
+}
+
+// The whole decoder on one point's features f (C): pre, h (Hd) and out (O) = W1 h + b1.
+template <typename T>
+NGK_HOST_DEVICE void decoder_forward(const T* f, const T* w0t, const T* b0, const T* w1,
+                                     const T* w1t, const T* b1, int64_t C, int64_t Hd, int64_t O,
+                                     T* pre, T* h, T* out) {
+  decoder_hidden(f, w0t, b0, C, Hd, pre, h);
+  out[0] = decoder_density(h, w1, b1, Hd);
+  decoder_colors(h, w1t, b1, Hd, O, out);
 }
 
 // The input side of its backward from dout = dL/dout (O): dpre (Hd) = (W1^T dout) *
@@ -159,11 +220,12 @@ NGK_HOST_DEVICE WeightGradTerms<T> make_weight_grad_terms(const T* g_rgb, int64_
 
 // Writes ray i's outputs from its march: acc (F) = sum_k w_k (c_k + c_{k+1}), W = sum w,
 // D = sum w t_mid. rgb (N*R, F) in EG3D's [-1, 1] (white background adds 2 (1 - W)), depth
-// (N*R) clamped to [lo, hi], weights_sum (N*R), stats (N*R, 2) = [W, D] for the backward.
+// (N*R) clamped to [lo, hi], weights_sum (N*R), and the first two entries of the ray's stats row
+// (stats_row[0, 2) = [W, D], for the backward).
 template <typename T>
 NGK_HOST_DEVICE void write_ray_outputs(int64_t i, const T* acc, int64_t F, T W, T D,
                                        bool white_back, T lo, T hi, T* rgb, T* depth,
-                                       T* weights_sum, T* stats) {
+                                       T* weights_sum, T* stats_row) {
   for (int64_t c = 0; c < F; ++c) {
     T value = acc[c];  // = 2 * sum_k w_k * (c_k + c_k+1) / 2
     if (white_back) value += T(2) * (T(1) - W);
@@ -171,8 +233,8 @@ NGK_HOST_DEVICE void write_ray_outputs(int64_t i, const T* acc, int64_t F, T W, 
   }
   depth[i] = composite::final_depth(D, W, lo, hi);
   weights_sum[i] = W;
-  stats[i * 2] = W;
-  stats[i * 2 + 1] = D;
+  stats_row[0] = W;
+  stats_row[1] = D;
 }
 
 }  // namespace fused

@@ -70,8 +70,9 @@ def ray_bytes(depth_resolution: int, n_importance: int, *, n_features: int = 32,
     fused (``ops="fused"``): only per-ray vectors live, with or without grad: coarse depths and
     jitter (2 D), u (n), coarse weights (D - 1), fine depths (n), merged depths and their int64
     index (3 S), final weights (S - 1) and, in the backward, their zero upstream gradient (S - 1),
-    rgb O, depth, weights_sum and the op's stats (4), and in the backward the same again for the
-    upstream gradients (O + 2). The op's own scratch does not grow with the chunk (the CPU
+    rgb O, depth, weights_sum and the op's stats (2 + S: the ray's sums and each sample's density,
+    2 + D for the coarse pass), and in the backward the same again for the upstream gradients
+    (O + 2). The op's own scratch does not grow with the chunk (the CPU
     backward scatters per 2048 rays).
 
     Counted from the code, in elements (C features, H hidden, O outputs, S = D + n samples):
@@ -97,7 +98,7 @@ def ray_bytes(depth_resolution: int, n_importance: int, *, n_features: int = 32,
     C, H, O, D, n = n_features, hidden_dim, output_dim, depth_resolution, n_importance
     S = D + n
     if fused:
-        return int((3 * D + 2 * n + 5 * S + 2 * O + 6) * itemsize)
+        return int((4 * D + 2 * n + 6 * S + 2 * O + 8) * itemsize)
     if grad:  # activations accumulate over the passes
         kept, transient = 3 + C + 2 * H + (1 + O) + 2 * O + 1, 3 + O
         if reference_ops:
