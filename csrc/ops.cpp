@@ -48,8 +48,9 @@ NGK_TORCH_LIBRARY(NGK_LIBRARY, m) {
   m.def(
       "render_triplane(Tensor planes, Tensor weight0, Tensor bias0, Tensor weight1, "
       "Tensor bias1, Tensor ray_origins, Tensor ray_directions, Tensor depths, "
-      "Tensor depth_range, float box_warp, bool white_back, float t_min, float alpha_min) -> "
-      "(Tensor rgb, Tensor depth, Tensor weights, Tensor weights_sum, Tensor stats)");
+      "Tensor depth_range, float box_warp, bool white_back, float t_min, float alpha_min, "
+      "Tensor? known_densities=None) -> (Tensor rgb, Tensor depth, Tensor weights, "
+      "Tensor weights_sum, Tensor stats)");
   m.def(
       "render_triplane_backward(Tensor grad_rgb, Tensor grad_depth, Tensor grad_weights, "
       "Tensor grad_weights_sum, Tensor planes, Tensor weight0, Tensor bias0, Tensor weight1, "

@@ -80,7 +80,8 @@ def _merge_gather_backward_fake(grad_out, index, Sa, Sb, need_a, need_b):
 
 
 def _render_triplane_fake(planes, weight0, bias0, weight1, bias1, ray_origins, ray_directions,
-                          depths, depth_range, box_warp, white_back, t_min, alpha_min):
+                          depths, depth_range, box_warp, white_back, t_min, alpha_min,
+                          known_densities=None):
     N = max(planes.shape[0], ray_origins.shape[0], depths.shape[0])
     R, S, F = depths.shape[1], depths.shape[2], weight1.shape[0] - 1
     return (planes.new_empty((N, R, F)), planes.new_empty((N, R, 1)),
@@ -140,19 +141,20 @@ def _autograd(ops):
         stats = output[4]
         ctx.mark_non_differentiable(output[2], stats)  # weights: for importance sampling only
         ctx.save_for_backward(*inputs[:9], stats)
-        ctx.options = inputs[9:]
+        ctx.options = inputs[9:13]  # known_densities (an input of the forward only) is not needed
 
     def render_triplane_backward(ctx, grad_rgb, grad_depth, grad_weights, grad_weights_sum,
                                  _grad_stats):
         saved = ctx.saved_tensors
-        if any(ctx.needs_input_grad[5:9]):
+        if any(ctx.needs_input_grad[5:9]) or (len(ctx.needs_input_grad) > 13
+                                              and ctx.needs_input_grad[13]):
             raise RuntimeError("nerfgan_kernels: render_triplane has no gradient for ray_origins, "
-                               "ray_directions, depths or depth_range")
+                               "ray_directions, depths, depth_range or known_densities")
         grads = ops.render_triplane_backward(
             grad_rgb.contiguous(), grad_depth.contiguous(), grad_weights.contiguous(),
             grad_weights_sum.contiguous(), *saved[:9], saved[9], *ctx.options)
         return (*(g if need else None for g, need in zip(grads, ctx.needs_input_grad[:5])),
-                None, None, None, None, None, None, None, None)
+                None, None, None, None, None, None, None, None, None)
 
     def decode_triplane_setup(ctx, inputs, output):
         ctx.save_for_backward(*inputs[:6])

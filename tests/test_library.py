@@ -160,7 +160,8 @@ def test_ops_are_registered_for_the_dispatcher():
     """C++ users reach the same kernels through the dispatcher: the schemas are there."""
     names = {"triplane_sample", "triplane_sample_backward", "composite", "composite_backward",
              "sample_pdf", "merge_samples_index", "merge_gather", "merge_gather_backward",
-             "render_triplane", "render_triplane_backward"}
+             "render_triplane", "render_triplane_backward", "decode_triplane",
+             "decode_triplane_backward"}
     for name in names:
         schema = torch._C._dispatch_find_schema_or_throw(f"nerfgan_kernels::{name}", "")
         assert schema is not None

@@ -215,3 +215,35 @@ def test_cuda_kernel_matches_cpu_kernel(case, dtype, tol, masking):
                          directions.cuda(), depths.cuda(), **masking)
     for a, b in zip(out_g + grads_g, out_c + grads_c):
         assert a.is_cuda and rel_err(a.cpu(), b) <= tol
+
+
+@pytest.mark.parametrize("masking", [dict(t_min=0.0, alpha_min=0.0), dict(t_min=1e-3, alpha_min=1e-4)])
+def test_known_densities_change_nothing_and_return_densities_are_the_decoders(masking):
+    """A coarse pass's densities (return_densities) merged into the final samples as
+    known_densities (NaN at the fine ones): the same outputs and gradients as decoding them all;
+    the returned densities are the decoder's (NaN past the march's end)."""
+    dt = torch.float64
+    planes = make_planes(2, 6, 8, 11, dt)
+    decoder = make_decoder(6, 9, 4, dt, density_bias=-2.0)  # empty space and a surface
+    o, d, t = make_rays(1, 31, 1, 13, dt)
+    coarse = render_triplane(planes, decoder, o, d, t, return_densities=True, **masking)
+    dens = coarse[4]
+    assert dens.shape == (2, 31, 13, 1)
+    coords = (o.unsqueeze(-2) + t * d.unsqueeze(-2)).reshape(1, -1, 3)
+    want = _reference.decode_triplane(planes, decoder, coords)[1].reshape(2, 31, 13, 1)
+    finite = ~torch.isnan(dens)
+    assert finite.any() and rel_err(dens[finite], want[finite]) <= 1e-12
+    if masking["t_min"] == 0:
+        assert finite.all()
+    fine = torch.sort(1.0 + torch.rand(1, 31, 7, 1, dtype=dt,
+                                       generator=torch.Generator().manual_seed(9)), dim=2).values
+    depths, (known,) = nerfgan_kernels.merge_samples(t.expand(2, -1, -1, -1), [dens],
+                                                     fine.expand(2, -1, -1, -1),
+                                                     [torch.full((2, 31, 7, 1), float("nan"), dtype=dt)])
+    with_known = run(lambda *a, **k: render_triplane(*a, known_densities=known, **k), planes,
+                     decoder, o, d, depths, **masking)
+    without = run(render_triplane, planes, decoder, o, d, depths, **masking)
+    for a, b in zip(with_known[0] + with_known[1], without[0] + without[1]):
+        assert rel_err(a, b) <= 1e-12
+    with pytest.raises(ValueError, match="known_densities"):
+        render_triplane(planes, decoder, o, d, depths, known_densities=known[:, :5])

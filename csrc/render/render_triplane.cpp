@@ -100,6 +100,7 @@ Problem make_problem(const at::Tensor& planes, const at::Tensor& weight0, const 
   p.Np = Np;
   p.Nr = Nr;
   p.Nd = Nd;
+  p.Nk = 0;  // no known densities
   p.N = N;
   p.R = R;
   p.S = S;
@@ -124,10 +125,23 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> render_tr
     const at::Tensor& planes, const at::Tensor& weight0, const at::Tensor& bias0,
     const at::Tensor& weight1, const at::Tensor& bias1, const at::Tensor& ray_origins,
     const at::Tensor& ray_directions, const at::Tensor& depths, const at::Tensor& depth_range,
-    double box_warp, bool white_back, double t_min, double alpha_min) {
-  const fused::Problem p =
+    double box_warp, bool white_back, double t_min, double alpha_min,
+    const std::optional<at::Tensor>& known_densities) {
+  fused::Problem p =
       fused::make_problem(planes, weight0, bias0, weight1, bias1, ray_origins, ray_directions,
                           depths, depth_range, box_warp, white_back, t_min, alpha_min);
+  p.Nk = 0;
+  if (known_densities.has_value() && known_densities->defined()) {
+    const at::Tensor& k = *known_densities;
+    TORCH_CHECK(k.dim() == 4 && (k.size(0) == p.N || k.size(0) == 1) && k.size(1) == p.R &&
+                    k.size(2) == p.S && k.size(3) == 1,
+                "known_densities must have shape (N = ", p.N, " or 1, R = ", p.R, ", S = ", p.S,
+                ", 1), got ", k.sizes());
+    check_same_device(k, "known_densities", planes, "planes");
+    check_same_dtype(k, "known_densities", planes, "planes");
+    p.Nk = k.size(0);
+    p.known = k.reshape({p.Nk, p.R, p.S}).contiguous();
+  }
   const auto opts = planes.options();
   at::Tensor rgb = at::empty({p.N, p.R, p.O - 1}, opts);
   at::Tensor depth = at::empty({p.N, p.R, 1}, opts);

@@ -4,14 +4,19 @@
 //   planes (Np, 3, C, H, W); weight0 (Hd, C), bias0 (Hd), weight1 (O, Hd), bias1 (O), O = 1 + F;
 //   ray_origins, ray_directions (Nr, R, 3); depths (Nd, R, S, 1) sorted per ray; depth_range (2,).
 //   Np, Nr, Nd equal or 1; N = the largest. One dtype for all (float32 or float64).
+//   known_densities (optional, (N or 1, R, S, 1)): raw densities already known (a coarse pass's,
+//   merged into these samples), NaN where unknown. They must be what the decoder gives there: the
+//   CPU kernel takes a known density instead of decoding and decodes the sample only if its
+//   colour gets a weight; the CUDA kernels decode every sample (the same result).
 //   Returns rgb (N, R, F), depth (N, R, 1), weights (N, R, S-1, 1), weights_sum (N, R, 1) and
 //   stats (N, R, 2 + S) for the backward: [sum w, sum w * t_mid, the raw density of each sample]
-//   (0 for samples the march never decoded). The densities let the backward march without
+//   (NaN for samples the march never reached). The densities let the backward march without
 //   decoding and recompute only the samples that a kept interval touches.
 #pragma once
 
 #include <ATen/core/Tensor.h>
 
+#include <optional>
 #include <tuple>
 
 namespace nerfgan_kernels {
@@ -20,7 +25,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> render_tr
     const at::Tensor& planes, const at::Tensor& weight0, const at::Tensor& bias0,
     const at::Tensor& weight1, const at::Tensor& bias1, const at::Tensor& ray_origins,
     const at::Tensor& ray_directions, const at::Tensor& depths, const at::Tensor& depth_range,
-    double box_warp, bool white_back, double t_min, double alpha_min);
+    double box_warp, bool white_back, double t_min, double alpha_min,
+    const std::optional<at::Tensor>& known_densities);
 
 // Gradients to planes (Np, 3, C, H, W) and the four decoder tensors; undefined upstream
 // gradients are zeros. No gradient flows to rays or depths.
@@ -50,7 +56,8 @@ void check_planes_and_decoder(const char* op, const at::Tensor& planes, const at
 // w1t (Hd, O), origins / directions (Nr, R, 3), depths (Nd, R, S).
 struct Problem {
   at::Tensor planes_cl, w0, w0t, b0, w1, w1t, b1, origins, directions, depths;
-  int64_t Np, Nr, Nd, N, R, S, C, H, W, Hd, O;
+  at::Tensor known;  // (Nk, R, S) known densities, or undefined
+  int64_t Np, Nr, Nd, Nk, N, R, S, C, H, W, Hd, O;
   double scale, lo, hi, t_min, alpha_min;
   bool white_back;
 };

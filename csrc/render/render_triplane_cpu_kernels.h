@@ -21,6 +21,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <vector>
 
@@ -48,7 +49,8 @@ constexpr int64_t kBlockRays = 8;     // rays per decoder-gradient slot
 template <typename T>
 struct View {
   const T *planes, *w0, *w0t, *b0, *w1, *w1t, *b1, *origins, *directions, *depths;
-  int64_t Np, Nr, Nd, N, R, S, C, H, W, Hd, O;
+  const T* known;  // (Nk, R, S) known densities, or nullptr
+  int64_t Np, Nr, Nd, Nk, N, R, S, C, H, W, Hd, O;
   T scale, lo, hi, t_min, alpha_min;
   bool white_back;
 
@@ -56,8 +58,9 @@ struct View {
       : planes(p.planes_cl.data_ptr<T>()), w0(p.w0.data_ptr<T>()), w0t(p.w0t.data_ptr<T>()),
         b0(p.b0.data_ptr<T>()), w1(p.w1.data_ptr<T>()), w1t(p.w1t.data_ptr<T>()),
         b1(p.b1.data_ptr<T>()), origins(p.origins.data_ptr<T>()),
-        directions(p.directions.data_ptr<T>()), depths(p.depths.data_ptr<T>()), Np(p.Np),
-        Nr(p.Nr), Nd(p.Nd), N(p.N), R(p.R), S(p.S), C(p.C), H(p.H), W(p.W), Hd(p.Hd), O(p.O),
+        directions(p.directions.data_ptr<T>()), depths(p.depths.data_ptr<T>()),
+        known(p.Nk > 0 ? p.known.data_ptr<T>() : nullptr), Np(p.Np), Nr(p.Nr), Nd(p.Nd),
+        Nk(p.Nk), N(p.N), R(p.R), S(p.S), C(p.C), H(p.H), W(p.W), Hd(p.Hd), O(p.O),
         scale(static_cast<T>(p.scale)), lo(static_cast<T>(p.lo)), hi(static_cast<T>(p.hi)),
         t_min(static_cast<T>(p.t_min)), alpha_min(static_cast<T>(p.alpha_min)),
         white_back(p.white_back) {}
@@ -70,31 +73,42 @@ template <typename T>
 struct Ray {
   const View<T>& v;
   const T *planes, *o, *d, *t;
+  const T* known;  // the ray's known densities (S), or nullptr
   std::vector<T> x, f, pre, h, out, w;
   std::vector<int64_t> row_of, samples;
+  std::vector<char> has_hidden;  // per row: decoded (x, f, pre, h and the density)
   std::vector<char> has_colors;  // per row: out[1, O) computed
   int64_t decoded = 0;
 
   explicit Ray(const View<T>& view)
       : v(view), x(view.S * 3), f(view.S * view.C), pre(view.S * view.Hd), h(view.S * view.Hd),
         out(view.S * view.O), w(std::max<int64_t>(view.S, 1)), row_of(view.S),
-        samples(view.S), has_colors(view.S) {}
+        samples(view.S), has_hidden(view.S), has_colors(view.S) {}
 
   void start(int64_t n, int64_t r) {
     planes = v.planes + (v.Np == 1 ? 0 : n) * 3 * v.H * v.W * v.C;
     o = v.origins + ((v.Nr == 1 ? 0 : n) * v.R + r) * 3;
     d = v.directions + ((v.Nr == 1 ? 0 : n) * v.R + r) * 3;
     t = v.depths + ((v.Nd == 1 ? 0 : n) * v.R + r) * v.S;
+    known = v.known == nullptr ? nullptr : v.known + ((v.Nk == 1 ? 0 : n) * v.R + r) * v.S;
     decoded = 0;
   }
 
   T sigma(int64_t j) const { return out[j * v.O]; }
 
-  // Decodes samples up to j (sample j into row j).
+  bool is_known(int64_t j) const { return known != nullptr && !std::isnan(known[j]); }
+
+  // The densities of the samples up to j (sample j in row j): known ones taken as they are,
+  // the others decoded.
   void need(int64_t j) {
     for (; decoded <= j; ++decoded) {
-      if (decoded + 1 < v.S) prefetch(decoded + 1);  // its taps arrive while this MLP runs
-      decode(decoded, decoded);
+      if (is_known(decoded)) {
+        out[decoded * v.O] = known[decoded];
+        has_hidden[decoded] = has_colors[decoded] = 0;
+        continue;
+      }
+      if (decoded + 1 < v.S && !is_known(decoded + 1)) prefetch(decoded + 1);  // arrives while
+      decode(decoded, decoded);                                               // this MLP runs
     }
   }
 
@@ -115,10 +129,11 @@ struct Ray {
     T* hr = h.data() + row * Hd;
     decoder_hidden(fr, v.w0t, v.b0, C, Hd, pre.data() + row * Hd, hr);
     out[row * v.O] = decoder_density(hr, v.w1, v.b1, Hd);
+    has_hidden[row] = 1;
     has_colors[row] = 0;
   }
 
-  // The colour outputs out[1, O) of a decoded row; returns out.
+  // The colour outputs out[1, O) of a decoded row (has_hidden); returns out.
   const T* colors(int64_t row) {
     T* out_r = out.data() + row * v.O;
     if (!has_colors[row]) {
@@ -169,11 +184,14 @@ void forward_kernel(const View<T>& v, T* rgb, T* depth, T* weights, T* weights_s
       const auto [W, D] = ray.march();
       for (int64_t k = 0; k + 1 < v.S; ++k) weights[i * (v.S - 1) + k] = ray.w[k];
       T* stats_row = stats + i * (2 + v.S);
-      for (int64_t j = 0; j < v.S; ++j) stats_row[2 + j] = j < ray.decoded ? ray.sigma(j) : T(0);
+      for (int64_t j = 0; j < v.S; ++j) {
+        stats_row[2 + j] = j < ray.decoded ? ray.sigma(j) : std::numeric_limits<T>::quiet_NaN();
+      }
       std::fill(acc.begin(), acc.end(), T(0));
       for (int64_t j = 0; j < ray.decoded; ++j) {
         const T a = ray.color_weight(j);
         if (a == T(0)) continue;
+        if (!ray.has_hidden[j]) ray.decode(j, j);  // a known density whose colour is needed
         const T* oj = ray.colors(j) + 1;
         for (int64_t c = 0; c < F; ++c) acc[c] += a * color_of_output(oj[c]);
       }

@@ -39,6 +39,7 @@
 #include <ATen/Dispatch.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "../common/cuda_launch.h"
 #include "composite_math.h"
@@ -156,7 +157,9 @@ __global__ void forward_kernel(Args<T> a, SharedPlan plan, T* __restrict__ rgb,
     // k: the interval the march stopped at (S - 1 when it ran to the end); sample k is the last
     // decoded one (none when S = 1).
     for (int64_t rest = k; rest + 1 < S; ++rest) w[rest] = T(0);
-    for (int64_t j = S >= 2 ? k + 1 : 0; j < S; ++j) sigma[j] = T(0);  // never decoded
+    for (int64_t j = S >= 2 ? k + 1 : 0; j < S; ++j) {  // never decoded
+      sigma[j] = T(NAN);
+    }
     if (S >= 2) add_color(acc, s[cur].out, w_prev, F);
     write_ray_outputs(i, acc, F, W, D, a.white_back, a.lo, a.hi, rgb, depth, weights_sum,
                       stats_row);

@@ -201,8 +201,9 @@ def decode_triplane(planes: torch.Tensor, decoder, coords: torch.Tensor, box_war
 def render_triplane(planes: torch.Tensor, decoder, ray_origins: torch.Tensor,
                     ray_directions: torch.Tensor, depths: torch.Tensor, *, box_warp: float = 1.0,
                     white_back: bool = False, t_min: float = 0.0, alpha_min: float = 0.0,
-                    depth_range=None):
-    """Reference of ``render_triplane``: samples at o + t d, the decoder, then ``composite``.
+                    depth_range=None, return_densities: bool = False):
+    """Reference of ``render_triplane``: samples at o + t d, the decoder, then ``composite``
+    (every sample decoded: ``return_densities`` gives them all).
 
     planes (Np, 3, C, H, W), ray_origins / ray_directions (Nr, R, 3), depths (Nd, R, S, 1);
     Np, Nr, Nd equal or 1. Returns rgb (N, R, F), depth (N, R, 1), weights (N, R, S-1, 1),
@@ -217,4 +218,6 @@ def render_triplane(planes: torch.Tensor, decoder, ray_origins: torch.Tensor,
     rgb, depth, weights = composite(colors, densities, depths.expand(N, R, S, 1),
                                     white_back=white_back, t_min=t_min, alpha_min=alpha_min,
                                     depth_range=depth_range)
+    if return_densities:
+        return rgb, depth, weights, weights.sum(2), densities.detach()
     return rgb, depth, weights, weights.sum(2)

@@ -129,7 +129,7 @@ def _check_render_inputs(planes, decoder: TriplaneDecoder, ray_origins, ray_dire
 def render_triplane(planes: torch.Tensor, decoder, ray_origins: torch.Tensor,
                     ray_directions: torch.Tensor, depths: torch.Tensor, *, box_warp: float = 1.0,
                     white_back: bool = False, t_min: float = 0.0, alpha_min: float = 0.0,
-                    depth_range=None):
+                    depth_range=None, known_densities=None, return_densities: bool = False):
     """The fused tri-plane renderer: per ray, the tri-plane gather at o + t d, EG3D's OSG
     decoder and the mip march in one op; the backward recomputes each ray (no (rays x samples x
     C) tensor is kept).
@@ -142,13 +142,20 @@ def render_triplane(planes: torch.Tensor, decoder, ray_origins: torch.Tensor,
         box_warp: side of the box the planes span.
         white_back, t_min, alpha_min, depth_range: as ``composite``. A ray whose transmittance
             falls below ``t_min`` decodes no further samples (forward and backward).
+        known_densities: optional (N or 1, R, S, 1) raw densities already known at some samples
+            (NaN elsewhere), e.g. a coarse pass's (``return_densities``) merged into the final
+            samples. They must be what the decoder gives there (the result is the same either
+            way): the CPU kernel then decodes such a sample only if its colour gets a weight.
+        return_densities: also return the raw density of every sample (N, R, S, 1), NaN where
+            the march stopped before it (no gradient).
 
     Np, Nr, Nd equal or 1; N the largest. Returns rgb (N, R, F) in EG3D's [-1, 1] convention,
-    depth (N, R, 1), weights (N, R, S-1, 1) (no gradient) and weights_sum (N, R, 1).
-    Gradients flow to planes and the decoder's tensors; ray origins, directions and depths get
-    none (an error if they require it). float32 or float64, CPU or CUDA kernels; other dtypes
-    and devices run the reference chain (``_reference.render_triplane``).
+    depth (N, R, 1), weights (N, R, S-1, 1) (no gradient) and weights_sum (N, R, 1) (and the
+    densities). Gradients flow to planes and the decoder's tensors; ray origins, directions and
+    depths get none (an error if they require it). float32 or float64, CPU or CUDA kernels;
+    other dtypes and devices run the reference chain (``_reference.render_triplane``).
     """
+    from .. import _checks
     from .._ext import kernel_for
     from . import _reference
     from .composite import _depth_range_tensor
@@ -161,16 +168,29 @@ def render_triplane(planes: torch.Tensor, decoder, ray_origins: torch.Tensor,
     if any(t.requires_grad for t in (ray_origins, ray_directions, depths)):
         raise ValueError("render_triplane has no gradient for ray_origins, ray_directions or "
                          "depths; detach them (or render with ops='kernels')")
+    N, (_, R, S, _) = max(planes.shape[0], ray_origins.shape[0], depths.shape[0]), depths.shape
+    if known_densities is not None:
+        _checks.check_tensor(known_densities, "known_densities", f"(N = {N} or 1, R = {R}, "
+                             f"S = {S}, 1)", dim=4, sizes={1: R, 2: S, 3: 1})
+        _checks.check_same(planes, "planes", known_densities, "known_densities")
+        if known_densities.shape[0] not in (1, N) or known_densities.dtype != planes.dtype:
+            raise ValueError(f"known_densities must have shape (N = {N} or 1, {R}, {S}, 1) and "
+                             f"planes' dtype {planes.dtype}, got {tuple(known_densities.shape)} "
+                             f"{known_densities.dtype}")
+        known_densities = known_densities.detach()
     range_t = _depth_range_tensor(depth_range, depths)
     ext = kernel_for(planes.device, "render_triplane")
     if ext is None or planes.dtype not in (torch.float32, torch.float64):
-        return _reference.render_triplane(planes, decoder, ray_origins, ray_directions, depths,
-                                          box_warp=box_warp, white_back=white_back, t_min=t_min,
-                                          alpha_min=alpha_min,
-                                          depth_range=(range_t[0], range_t[1]))
-    rgb, depth, weights, weights_sum, _ = ext.render_triplane(
+        out = _reference.render_triplane(planes, decoder, ray_origins, ray_directions, depths,
+                                         box_warp=box_warp, white_back=white_back, t_min=t_min,
+                                         alpha_min=alpha_min, return_densities=return_densities,
+                                         depth_range=(range_t[0], range_t[1]))
+        return out
+    rgb, depth, weights, weights_sum, stats = ext.render_triplane(
         planes, *decoder.tensors(), ray_origins, ray_directions, depths, range_t,
-        float(box_warp), bool(white_back), float(t_min), float(alpha_min))
+        float(box_warp), bool(white_back), float(t_min), float(alpha_min), known_densities)
+    if return_densities:
+        return rgb, depth, weights, weights_sum, stats[..., 2:].unsqueeze(-1)
     return rgb, depth, weights, weights_sum
 
 

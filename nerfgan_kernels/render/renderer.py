@@ -595,24 +595,30 @@ class ImportanceRenderer(torch.nn.Module):
 
     def _render_chunk_fused(self, decoder, opt: _Options, planes, origins, directions,
                             depths_coarse, u):
-        """``_render_chunk`` on the fused op: the coarse pass gives only its weights (no grad),
-        the final pass renders the merged samples (the coarse ones decoded again)."""
+        """``_render_chunk`` on the fused op: the coarse pass gives its weights and densities (no
+        grad), the final pass renders the merged samples, the coarse ones decoded again only
+        where their colour has a weight."""
         import nerfgan_kernels as ops
         march = dict(box_warp=opt.box_warp, white_back=opt.white_back, t_min=opt.t_min,
                      alpha_min=opt.alpha_min, depth_range=(-math.inf, math.inf))
-        depths, samples = depths_coarse, {}
+        depths, known, samples = depths_coarse, None, {}
         if opt.n_importance > 0:
             with torch.no_grad():
-                weights_coarse = ops.render_triplane(planes, decoder, origins, directions,
-                                                     depths_coarse, **march)[2]
+                _, _, weights_coarse, _, densities_coarse = ops.render_triplane(
+                    planes, decoder, origins, directions, depths_coarse, return_densities=True,
+                    **march)
                 depths_fine = ops.sample_pdf(depths_coarse, weights_coarse, opt.n_importance, u=u,
                                              deterministic=opt.deterministic and u is None)
-                depths, _ = ops.merge_samples(depths_coarse, [], depths_fine, [])
+                # The coarse samples' densities are known: the final pass decodes such a sample
+                # only if its colour gets a weight (nerfacc's skipping of empty space).
+                depths, (known,) = ops.merge_samples(
+                    depths_coarse, [densities_coarse], depths_fine,
+                    [torch.full_like(depths_fine, math.nan)])
             if opt.return_samples:
                 samples.update(depths_coarse=depths_coarse, weights_coarse=weights_coarse,
                                depths_fine=depths_fine)
-        rgb, depth, weights, weights_sum = ops.render_triplane(planes, decoder, origins,
-                                                               directions, depths, **march)
+        rgb, depth, weights, weights_sum = ops.render_triplane(
+            planes, decoder, origins, directions, depths, known_densities=known, **march)
         if opt.return_samples:
             N, Rc, S, _ = depths.shape
             coords = (origins.unsqueeze(-2) + depths * directions.unsqueeze(-2)).reshape(N, -1, 3)
