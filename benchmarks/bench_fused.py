@@ -10,8 +10,8 @@ exist (Linux: VmHWM reset through /proc/self/clear_refs).
 
 Second table: the whole importance render (``ImportanceRenderer``, ops "fused" / "kernels" /
 "reference", default budget, no checkpointing) on the embedded default generator's own planes
-and decoder (training item 0, 128 x 128 rays from the first held-out camera, its 24 + 24
-samples), fwd+bwd to the planes and the decoder's parameters, with the fraction of the final
+and decoder (training item 0, 128 x 128 rays from the first held-out camera, its own 24 + 24
+samples and EG3D's 48 + 48), fwd+bwd to the planes and the decoder's parameters, with the fraction of the final
 pass's decoder evaluations the masked march skips.
 
     python benchmarks/bench_fused.py [--device cpu|cuda|all] [--repeats 3] [--rays 16384] [--out FILE.md]
@@ -124,8 +124,9 @@ def skipped_fraction(weights: torch.Tensor, t_min: float) -> float:
     return 1 - decoded.sum().item() / (S * decoded.numel())
 
 
-def bench_generator_render(device, repeats):
-    """ImportanceRenderer fused / kernels / reference on the default generator (rows)."""
+def bench_generator_render(device, repeats, samples=None):
+    """ImportanceRenderer fused / kernels / reference on the default generator (rows); samples
+    (D, n) overrides its coarse + importance sample counts (EG3D's are 48 + 48)."""
     from inversion.data.train_default import held_out_cameras, item_z
 
     from nerfgan_kernels.models import load_generator
@@ -142,6 +143,8 @@ def bench_generator_render(device, repeats):
         renderer = ImportanceRenderer(ops=ops)
         for mode, kw in (("exact", EXACT), ("masked", MASKED)):
             options = G.render_options(True, **kw)
+            if samples is not None:
+                options.update(depth_resolution=samples[0], depth_resolution_importance=samples[1])
 
             def fwd():
                 with torch.no_grad():
@@ -156,15 +159,18 @@ def bench_generator_render(device, repeats):
             mem = peak_memory_mb(fwd_bwd, device) if device.type == "cuda" else peak_rss_mib(fwd_bwd)
             f, fb = time_fn(fwd, device, repeats), time_fn(fwd_bwd, device, repeats)
             times[ops, mode] = fb
-            row = {"device": device_name(device), "impl": ops, "mode": mode, "fwd ms": f,
+            D, n = options["depth_resolution"], options["depth_resolution_importance"]
+            row = {"device": device_name(device), "samples": f"{D} + {n}", "impl": ops,
+                   "mode": mode, "fwd ms": f,
                    "fwd+bwd ms": fb, "peak MiB": mem, "decoder evals skipped": "-"}
             if mode == "masked" and ops == "fused":
                 with torch.no_grad():
-                    samples = renderer(planes, G.decoder, origins, directions,
-                                       dict(options, return_samples=True))[3]
-                row["decoder evals skipped"] = skipped_fraction(samples["weights"], MASKED["t_min"])
+                    per_sample = renderer(planes, G.decoder, origins, directions,
+                                          dict(options, return_samples=True))[3]
+                row["decoder evals skipped"] = skipped_fraction(per_sample["weights"],
+                                                                MASKED["t_min"])
             rows.append(row)
-    for row in rows:
+    for row in rows:  # one sample count per call: the ratios are within it
         row["fwd+bwd vs kernels"] = times["kernels", row["mode"]] / row["fwd+bwd ms"]
         row["fwd+bwd vs reference"] = times["reference", row["mode"]] / row["fwd+bwd ms"]
     return rows
@@ -177,10 +183,11 @@ def main(argv=None) -> str:
     for device in selected_devices(args.device):
         rows += bench(device, args.repeats, args.rays)
         gen_rows += bench_generator_render(device, args.repeats)
+        gen_rows += bench_generator_render(device, args.repeats, samples=(48, 48))
     text = emit(f"render_triplane: planes 3x32x256x256, {args.rays} rays x {SAMPLES} samples",
                 rows, out=args.out)
     return text + emit("ImportanceRenderer on the default generator (item 0, held-out camera, "
-                       "128x128 rays, 24 + 24 samples)", gen_rows,
+                       "128x128 rays; its own 24 + 24 samples and EG3D's 48 + 48)", gen_rows,
                        out=args.out)
 
 
