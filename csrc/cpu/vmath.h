@@ -46,8 +46,10 @@ NGK_HOST_DEVICE float vexp(float x) {
   return x != x ? x : (x < kLo ? 0.0f : (x > kHi ? INFINITY : y));
 }
 
-// log(1 + y) for y in [0, 1]: u = 1 + y = 2^e * m with m in [sqrt(2)/2, sqrt(2)], log m from
-// the atanh series in s = (m - 1) / (m + 1), |s| <= 0.172, plus the rounding of 1 + y.
+// log(1 + y) for y in [0, 1]: u = 1 + y = 2^e * m with m in [sqrt(2)/2, sqrt(2)], log m =
+// log(1 + f), f = m - 1 in [-0.293, 0.415], as f - f^2 / 2 + f^3 P(f) with P Cephes' minimax
+// polynomial of degree 8 (logf), plus the rounding of 1 + y. No division: the correction's 1 / u
+// is 2 - u, exact where the correction matters (u near 1) and an error below 2e-8 elsewhere.
 NGK_HOST_DEVICE float vlog1p(float y) {
   constexpr float kSqrt2 = 1.41421356f;
   constexpr float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
@@ -56,18 +58,19 @@ NGK_HOST_DEVICE float vlog1p(float y) {
   const float m = big ? u * 0.5f : u;
   const float e = big ? 1.0f : 0.0f;
   const float f = m - 1.0f;  // exact (Sterbenz)
-  // log(1 + f) = f - (f^2 / 2 - s * (f^2 / 2 + R)), R = 2 z / 3 + 2 z^2 / 5 + ... (fdlibm's
-  // arrangement: the leading term f is exact). Next term 2 z^5 / 11 < 4e-9 relative.
-  const float s = f / (2.0f + f);
-  const float z = s * s;
-  float R = 2.0f / 9.0f;
-  R = R * z + 2.0f / 7.0f;
-  R = R * z + 2.0f / 5.0f;
-  R = R * z + 2.0f / 3.0f;
-  R = R * z;
-  const float hfsq = 0.5f * f * f;
-  const float correction = (y - (u - 1.0f)) / u;  // log1p(y) - log(u) to first order
-  return e * kLn2Hi + (f - (hfsq - (s * (hfsq + R) + (e * kLn2Lo + correction))));
+  float p = 7.0376836292e-2f;
+  p = p * f - 1.1514610310e-1f;
+  p = p * f + 1.1676998740e-1f;
+  p = p * f - 1.2420140846e-1f;
+  p = p * f + 1.4249322787e-1f;
+  p = p * f - 1.6668057665e-1f;
+  p = p * f + 2.0000714765e-1f;
+  p = p * f - 2.4999993993e-1f;
+  p = p * f + 3.3333331174e-1f;
+  const float z = f * f;
+  const float correction = (y - (u - 1.0f)) * (2.0f - u);  // log1p(y) - log(u) to first order
+  const float tail = f * z * p + (e * kLn2Lo + correction) - 0.5f * z;
+  return e * kLn2Hi + (f + tail);
 }
 
 NGK_HOST_DEVICE double vexp(double x) { return std::exp(x); }

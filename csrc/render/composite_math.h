@@ -11,6 +11,7 @@
 #include <cmath>
 
 #include "../common/macros.h"
+#include "../cpu/vmath.h"
 
 namespace nerfgan_kernels {
 namespace composite {
@@ -28,28 +29,27 @@ struct Interval {
   T t_mid;     // (t[k] + t[k+1]) / 2
 };
 
+// torch's softplus, log1p(exp(x)) (linear above its threshold), and its derivative, through
+// cpu/vmath.h: for float its inlined polynomials (max(x, 0) + log1p(exp(-|x|)), the same
+// function to float rounding, without two calls into libm per interval), for double std's.
 template <typename T>
 NGK_HOST_DEVICE T softplus(T x) {
-  using std::exp;
-  using std::log1p;
-  return x > T(kSoftplusThreshold) ? x : log1p(exp(x));
+  return x > T(kSoftplusThreshold) ? x : cpu::vsoftplus(x);
 }
 
 // d softplus(x) / dx
 template <typename T>
 NGK_HOST_DEVICE T softplus_grad(T x) {
-  using std::exp;
-  return x > T(kSoftplusThreshold) ? T(1) : T(1) / (T(1) + exp(-x));
+  return x > T(kSoftplusThreshold) ? T(1) : cpu::vsigmoid(x);
 }
 
 template <typename T>
 NGK_HOST_DEVICE Interval<T> make_interval(T sigma0, T sigma1, T t0, T t1) {
-  using std::exp;  // float overloads on the host (the CUDA headers provide them on the device)
   Interval<T> iv;
   iv.delta = t1 - t0;
   iv.x = (sigma0 + sigma1) / T(2) - T(1);
   iv.sigma = softplus(iv.x);
-  iv.transmit = exp(-(iv.sigma * iv.delta));
+  iv.transmit = cpu::vexp(-(iv.sigma * iv.delta));
   iv.alpha = T(1) - iv.transmit;
   iv.t_mid = (t0 + t1) / T(2);
   return iv;

@@ -37,6 +37,7 @@ namespace {
 
 constexpr int64_t kChunkPoints = 16384;  // points (all batches) per scatter chunk
 constexpr int64_t kBlockPoints = 64;     // points per decoder-gradient slot
+constexpr int kGroup = decoder::kMaxPoints;  // points that go through the decoder together
 
 template <typename T>
 struct PointView {
@@ -56,13 +57,27 @@ struct PointView {
   }
   const T* point(int64_t i) const { return coords + ((Nc == 1 ? 0 : i / M) * M + i % M) * 3; }
 
-  // Gathers and decodes point i: f (C), pre (Hd), h (Hd), out (O).
-  void decode(int64_t i, T* f, T* pre, T* h, T* out) const {
-    gather_channels(make_plane_taps(point(i), scale, H, W), planes_of(i), H, W, C, 0, C, f);
-    decoder_forward(f, w0t, b0, w1, w1t, b1, C, Hd, O, pre, h, out);
+  // Gathers and decodes the count <= kGroup points is into consecutive rows of f (C), pre,
+  // h (Hd) and out (O); the taps of the points `next` are prefetched while their MLP runs.
+  void decode_group(const int64_t* is, int count, T* f, T* pre, T* h, T* out,
+                    const int64_t* next, int n_next) const {
+    const T* fp[kGroup];
+    T *pp[kGroup], *hp[kGroup], *op[kGroup];
+    for (int q = 0; q < count; ++q) {
+      gather_channels(make_plane_taps(point(is[q]), scale, H, W), planes_of(is[q]), H, W, C, 0,
+                      C, f + q * C);
+      fp[q] = f + q * C;
+      pp[q] = pre + q * Hd;
+      hp[q] = h + q * Hd;
+      op[q] = out + q * O;
+    }
+    for (int q = 0; q < n_next; ++q) {
+      prefetch_taps(planes_of(next[q]), make_plane_taps(point(next[q]), scale, H, W), H, W, C);
+    }
+    decoder_hidden_n(count, fp, w0t, b0, C, Hd, pp, hp);
+    for (int q = 0; q < count; ++q) op[q][0] = decoder_density(hp[q], w1, b1, Hd);
+    decoder_colors_n(count, const_cast<const T* const*>(hp), w1t, b1, Hd, O, op);
   }
-
-  void prefetch(int64_t i) const { prefetch_taps(planes_of(i), point(i), scale, H, W, C); }
 };
 
 template <typename T>
@@ -70,13 +85,21 @@ void forward_kernel(const PointView<T>& v, T* features, T* density) {
   const int64_t F = v.O - 1;
   at::parallel_for(0, v.N * v.M, 64, [&](int64_t begin, int64_t end) {
     const cpu::FlushDenormals no_denormals;
-    std::vector<T> scratch(v.C + 2 * v.Hd + v.O);
-    T *f = scratch.data(), *pre = f + v.C, *h = pre + v.Hd, *out = h + v.Hd;
-    for (int64_t i = begin; i < end; ++i) {
-      if (i + 1 < end) v.prefetch(i + 1);
-      v.decode(i, f, pre, h, out);
-      density[i] = out[0];
-      for (int64_t c = 0; c < F; ++c) features[i * F + c] = color_of_output(out[1 + c]);
+    std::vector<T> scratch(kGroup * (v.C + 2 * v.Hd + v.O));
+    T *f = scratch.data(), *pre = f + kGroup * v.C, *h = pre + kGroup * v.Hd;
+    T* out = h + kGroup * v.Hd;
+    for (int64_t i0 = begin; i0 < end; i0 += kGroup) {
+      const int count = static_cast<int>(std::min<int64_t>(kGroup, end - i0));
+      const int n_next = static_cast<int>(std::min<int64_t>(kGroup, end - i0 - count));
+      int64_t is[kGroup], next[kGroup];
+      for (int q = 0; q < count; ++q) is[q] = i0 + q;
+      for (int q = 0; q < n_next; ++q) next[q] = i0 + count + q;
+      v.decode_group(is, count, f, pre, h, out, next, n_next);
+      for (int q = 0; q < count; ++q) {
+        const T* oq = out + q * v.O;
+        density[i0 + q] = oq[0];
+        for (int64_t c = 0; c < F; ++c) features[(i0 + q) * F + c] = color_of_output(oq[1 + c]);
+      }
     }
   });
 }
@@ -104,6 +127,7 @@ void backward_kernel(const Points& p, const PointView<T>& v, const T* g_features
       T *f = scratch.data(), *pre = f + kBlockPoints * C, *h = pre + kBlockPoints * Hd;
       T *dpre = h + kBlockPoints * Hd, *out = dpre + kBlockPoints * Hd;
       T* dout = out + kBlockPoints * O;
+      std::vector<int64_t> active_i(kBlockPoints), active_q(kBlockPoints);
       for (int64_t b = begin; b < end; ++b) {
         int64_t used = 0;  // the block's points with a gradient, packed
         for (int64_t q = b * kBlockPoints; q < std::min(count, (b + 1) * kBlockPoints); ++q) {
@@ -118,15 +142,32 @@ void backward_kernel(const Points& p, const PointView<T>& v, const T* g_features
           }
           const T* x = v.point(i);
           for (int a = 0; a < 3; ++a) pq[a] = x[a];
-          T *fu = f + used * C, *preu = pre + used * Hd, *outu = out + used * O;
-          T* doutu = dout + used * O;
-          v.decode(i, fu, preu, h + used * Hd, outu);
-          doutu[0] = g_density[i];
-          NGK_SIMD
-          for (int64_t c = 0; c < F; ++c) doutu[1 + c] = gf[c] * color_grad_of_output(outu[1 + c]);
-          decoder_backward_input(v.w0, v.w1, preu, doutu, C, Hd, O, dpre + used * Hd,
-                                 grads + q * C);
-          ++used;
+          active_i[used] = i;
+          active_q[used++] = q;
+        }
+        for (int64_t u0 = 0; u0 < used; u0 += kGroup) {  // kGroup points at a time
+          const int n = static_cast<int>(std::min<int64_t>(kGroup, used - u0));
+          const int n_next = static_cast<int>(std::min<int64_t>(kGroup, used - u0 - n));
+          v.decode_group(active_i.data() + u0, n, f + u0 * C, pre + u0 * Hd, h + u0 * Hd,
+                         out + u0 * O, active_i.data() + u0 + n, n_next);
+          const T *prep[kGroup], *doutp[kGroup];
+          T *dprep[kGroup], *dfp[kGroup];
+          for (int q = 0; q < n; ++q) {
+            const int64_t u = u0 + q, i = active_i[u];
+            const T* gf = g_features + i * F;
+            const T* outu = out + u * O;
+            T* doutu = dout + u * O;
+            doutu[0] = g_density[i];
+            NGK_SIMD
+            for (int64_t c = 0; c < F; ++c) {
+              doutu[1 + c] = gf[c] * color_grad_of_output(outu[1 + c]);
+            }
+            prep[q] = pre + u * Hd;
+            doutp[q] = doutu;
+            dprep[q] = dpre + u * Hd;
+            dfp[q] = grads + active_q[u] * C;
+          }
+          decoder_backward_input_n(n, v.w0, v.w1, prep, doutp, C, Hd, O, dprep, dfp);
         }
         T* s = slots.data() + b * slot;
         decoder::linear_backward_weight(h, dout, used, Hd, O, s + sizes[0] + sizes[1],

@@ -11,17 +11,21 @@
 namespace nerfgan_kernels {
 namespace fused {
 
-// Starts loading the bilinear taps of the point x (3) on the plane set planes (3, H, W, C)
-// channels-last: the gather is a wait on memory otherwise, so a kernel prefetches its next point
-// while the current one's MLP runs.
+// Starts loading the bilinear taps `taps` of a point on the plane set planes (3, H, W, C)
+// channels-last: the gather is a wait on memory otherwise, so a kernel prefetches its next points
+// while the current ones' MLP runs.
 template <typename T>
-inline __attribute__((always_inline)) void prefetch_taps(const T* planes, const T* x, T scale,
+inline __attribute__((always_inline)) void prefetch_taps(const T* planes, const PlaneTaps<T>& taps,
                                                          int64_t H, int64_t W, int64_t C) {
-  const PlaneTaps<T> taps = make_plane_taps(x, scale, H, W);
   for (int k = 0; k < 3; ++k) {
     const T* base = planes + k * H * W * C;
     for (int tap = 0; tap < 4; ++tap) {
-      if (taps.st[k].valid[tap]) cpu::prefetch_row(base + taps.st[k].offset[tap] * C, C);
+      if (!taps.st[k].valid[tap]) continue;
+      const char* row = reinterpret_cast<const char*>(base + taps.st[k].offset[tap] * C);
+      for (int64_t b = 0; b < C * static_cast<int64_t>(sizeof(T)); b += 128) {
+        __builtin_prefetch(row + b);
+      }
+      __asm__ __volatile__("" : : "r"(row));
     }
   }
 }

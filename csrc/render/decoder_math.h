@@ -78,6 +78,84 @@ NGK_HOST_DEVICE void accumulate(const T* x, int64_t sx, const T* rows, int64_t s
   for (; o0 < width; ++o0) accumulate_block<1>(x, sx, rows + o0, sr, n, out + o0);
 }
 
+// accumulate for P points at once: out[p][0, width) += sum_k x[p][k * sx] rows[k * sr + (0,
+// width)], p < P. Every row of weights is loaded once for the P points and the P x (width / 16)
+// accumulators are independent chains, so the loop runs at the FMA units' throughput where one
+// point's few chains wait on the FMA latency. Each output is the same sum in the same order as
+// accumulate's, so the results are identical.
+#if defined(NGK_DECODER_VECTOR_BLOCKS)
+template <int P, int64_t B>
+inline __attribute__((always_inline)) void accumulate_points_block_f16(
+    const float* const* x, int64_t sx, const float* rows, int64_t sr, int64_t n, int64_t o0,
+    float* const* out) {
+  constexpr int V = B / 16;
+  Float16 acc[P][V];
+  for (int p = 0; p < P; ++p) {
+    for (int v = 0; v < V; ++v) acc[p][v] = Float16{};
+  }
+  for (int64_t k = 0; k < n; ++k) {
+    const Float16* row = reinterpret_cast<const Float16*>(rows + k * sr + o0);
+    Float16 r[V];
+    for (int v = 0; v < V; ++v) r[v] = row[v];
+    for (int p = 0; p < P; ++p) {
+      const float xk = x[p][k * sx];
+      for (int v = 0; v < V; ++v) acc[p][v] += xk * r[v];
+    }
+  }
+  for (int p = 0; p < P; ++p) {
+    Float16* o = reinterpret_cast<Float16*>(out[p] + o0);
+    for (int v = 0; v < V; ++v) o[v] += acc[p][v];
+  }
+}
+
+// The last (width mod 16) outputs: P scalar chains side by side.
+template <int P>
+inline __attribute__((always_inline)) void accumulate_points_tail_f16(
+    const float* const* x, int64_t sx, const float* rows, int64_t sr, int64_t n, int64_t o0,
+    int64_t width, float* const* out) {
+  for (int64_t o = o0; o < width; ++o) {
+    float acc[P];
+    for (int p = 0; p < P; ++p) acc[p] = 0.0f;
+    for (int64_t k = 0; k < n; ++k) {
+      const float w = rows[k * sr + o];
+      for (int p = 0; p < P; ++p) acc[p] += x[p][k * sx] * w;
+    }
+    for (int p = 0; p < P; ++p) out[p][o] += acc[p];
+  }
+}
+#endif
+
+template <int P, typename T>
+NGK_HOST_DEVICE void accumulate_points(const T* const* x, int64_t sx, const T* rows, int64_t sr,
+                                       int64_t n, int64_t width, T* const* out) {
+#if defined(NGK_DECODER_VECTOR_BLOCKS)
+  if constexpr (std::is_same_v<T, float>) {
+    int64_t o0 = 0;
+    for (; width - o0 >= 64; o0 += 64) accumulate_points_block_f16<P, 64>(x, sx, rows, sr, n, o0, out);
+    for (; width - o0 >= 32; o0 += 32) accumulate_points_block_f16<P, 32>(x, sx, rows, sr, n, o0, out);
+    for (; width - o0 >= 16; o0 += 16) accumulate_points_block_f16<P, 16>(x, sx, rows, sr, n, o0, out);
+    accumulate_points_tail_f16<P>(x, sx, rows, sr, n, o0, width, out);
+    return;
+  }
+#endif
+  for (int p = 0; p < P; ++p) accumulate(x[p], sx, rows, sr, n, width, out[p]);
+}
+
+// accumulate_points for count <= kMaxPoints points (the batch's last group may be short).
+constexpr int kMaxPoints = 4;
+
+template <typename T>
+NGK_HOST_DEVICE void accumulate_points_n(int count, const T* const* x, int64_t sx, const T* rows,
+                                         int64_t sr, int64_t n, int64_t width, T* const* out) {
+  switch (count) {
+    case 4: return accumulate_points<4>(x, sx, rows, sr, n, width, out);
+    case 3: return accumulate_points<3>(x, sx, rows, sr, n, width, out);
+    case 2: return accumulate_points<2>(x, sx, rows, sr, n, width, out);
+    case 1: return accumulate_points<1>(x, sx, rows, sr, n, width, out);
+    default: break;
+  }
+}
+
 // y (n_out) = bias + x (n_in) @ wt (n_in, n_out)
 template <typename T>
 NGK_HOST_DEVICE void linear(const T* x, const T* wt, const T* bias, int64_t n_in, int64_t n_out,
@@ -123,7 +201,17 @@ NGK_HOST_DEVICE void linear_backward_weight(const T* x, const T* gy, int64_t n, 
   for (int64_t j = 0; j < n; ++j) {
     for (int64_t o = 0; o < n_out; ++o) gbias[o] += gy[j * n_out + o];
   }
-  for (int64_t i = 0; i < n_in; ++i) accumulate(x + i, n_in, gy, n_out, n, n_out, gwt + i * n_out);
+  // kMaxPoints rows of gwt at a time (their x columns are the "points" of accumulate_points).
+  for (int64_t i0 = 0; i0 < n_in; i0 += kMaxPoints) {
+    const int count = static_cast<int>(n_in - i0 < kMaxPoints ? n_in - i0 : kMaxPoints);
+    const T* xs[kMaxPoints];
+    T* outs[kMaxPoints];
+    for (int p = 0; p < count; ++p) {
+      xs[p] = x + i0 + p;
+      outs[p] = gwt + (i0 + p) * n_out;
+    }
+    accumulate_points_n(count, xs, n_in, gy, n_out, n, n_out, outs);
+  }
 }
 
 // colour from the decoder output, and d colour / d out as a function of the colour's sigmoid s.

@@ -3,7 +3,8 @@
 // kernels: triplane_math.h (the bilinear stencil), decoder_math.h (the OSG decoder) and
 // composite_math.h (the march step and its backward).
 //
-// Forward: a ray's samples are decoded lazily, sample k + 1 when interval k is marched, so a ray
+// Forward: a ray's samples are decoded lazily, in groups of kGroup consecutive samples when the
+// march reaches them (the decoder's weight rows read once per group), so a ray
 // whose transmittance has fallen below t_min gathers and decodes nothing more. Only the ray's
 // densities and decoder outputs live in per-task scratch (S x (C + 2 hidden + O) values).
 // Backward: the march is replayed on the densities the forward kept in stats (O(rays x S)), without
@@ -45,6 +46,7 @@ using composite::Interval;
 
 constexpr int64_t kChunkRays = 2048;  // rays (all batches) per scatter chunk
 constexpr int64_t kBlockRays = 8;     // rays per decoder-gradient slot
+constexpr int kGroup = decoder::kMaxPoints;  // samples that go through the decoder together
 
 template <typename T>
 struct View {
@@ -78,12 +80,15 @@ struct Ray {
   std::vector<int64_t> row_of, samples;
   std::vector<char> has_hidden;  // per row: decoded (x, f, pre, h and the density)
   std::vector<char> has_colors;  // per row: out[1, O) computed
+  std::vector<PlaneTaps<T>> taps;  // per sample: its stencils, once prefetched (has_taps)
+  std::vector<char> has_taps;
   int64_t decoded = 0;
 
   explicit Ray(const View<T>& view)
       : v(view), x(view.S * 3), f(view.S * view.C), pre(view.S * view.Hd), h(view.S * view.Hd),
         out(view.S * view.O), w(std::max<int64_t>(view.S, 1)), row_of(view.S),
-        samples(view.S), has_hidden(view.S), has_colors(view.S) {}
+        samples(view.S), has_hidden(view.S), has_colors(view.S), taps(view.S),
+        has_taps(view.S) {}
 
   void start(int64_t n, int64_t r) {
     planes = v.planes + (v.Np == 1 ? 0 : n) * 3 * v.H * v.W * v.C;
@@ -92,6 +97,7 @@ struct Ray {
     t = v.depths + ((v.Nd == 1 ? 0 : n) * v.R + r) * v.S;
     known = v.known == nullptr ? nullptr : v.known + ((v.Nk == 1 ? 0 : n) * v.R + r) * v.S;
     decoded = 0;
+    std::fill(has_taps.begin(), has_taps.end(), 0);
   }
 
   T sigma(int64_t j) const { return out[j * v.O]; }
@@ -99,48 +105,83 @@ struct Ray {
   bool is_known(int64_t j) const { return known != nullptr && !std::isnan(known[j]); }
 
   // The densities of the samples up to j (sample j in row j): known ones taken as they are,
-  // the others decoded.
+  // the others decoded in groups of up to kGroup consecutive samples (so a group may decode up
+  // to kGroup - 1 samples past j), the next group's taps prefetched while a group's MLP runs.
   void need(int64_t j) {
-    for (; decoded <= j; ++decoded) {
+    while (decoded <= j) {
       if (is_known(decoded)) {
         out[decoded * v.O] = known[decoded];
         has_hidden[decoded] = has_colors[decoded] = 0;
+        ++decoded;
         continue;
       }
-      if (decoded + 1 < v.S && !is_known(decoded + 1)) prefetch(decoded + 1);  // arrives while
-      decode(decoded, decoded);                                               // this MLP runs
+      int64_t group[kGroup], next[kGroup];
+      int count = 0, n_next = 0;
+      for (; count < kGroup && decoded + count < v.S && !is_known(decoded + count); ++count) {
+        group[count] = decoded + count;
+      }
+      for (int64_t k = decoded + count; n_next < kGroup && k < v.S && !is_known(k); ++k) {
+        next[n_next++] = k;
+      }
+      decode_group(group, decoded, count, next, n_next);
+      decoded += count;
     }
   }
 
   // Starts loading the taps of sample j.
-  void prefetch(int64_t j) const {
-    const T p[3] = {o[0] + t[j] * d[0], o[1] + t[j] * d[1], o[2] + t[j] * d[2]};
-    prefetch_taps(planes, p, v.scale, v.H, v.W, v.C);
+  void prefetch(int64_t j) {
+    T p[3];
+    sample_point(o, d, t[j], p);
+    taps[j] = make_plane_taps(p, v.scale, v.H, v.W);
+    has_taps[j] = 1;
+    prefetch_taps(planes, taps[j], v.H, v.W, v.C);
   }
 
-  // Gathers sample j and decodes its density into row `row` of the scratch arrays (the
-  // colours wait for colors(row): most samples of a render get no colour weight).
-  void decode(int64_t j, int64_t row) {
+  // Gathers the count <= kGroup samples js and decodes their densities into rows row0, row0 +
+  // 1, ... of the scratch arrays (the colours wait for colors_group: most samples of a render
+  // get no colour weight); the taps of the samples `next` are prefetched meanwhile.
+  void decode_group(const int64_t* js, int64_t row0, int count, const int64_t* next,
+                    int n_next) {
     const int64_t C = v.C, Hd = v.Hd;
-    T* xr = x.data() + row * 3;
-    sample_point(o, d, t[j], xr);
-    T* fr = f.data() + row * C;
-    gather_channels(make_plane_taps(xr, v.scale, v.H, v.W), planes, v.H, v.W, C, 0, C, fr);
-    T* hr = h.data() + row * Hd;
-    decoder_hidden(fr, v.w0t, v.b0, C, Hd, pre.data() + row * Hd, hr);
-    out[row * v.O] = decoder_density(hr, v.w1, v.b1, Hd);
-    has_hidden[row] = 1;
-    has_colors[row] = 0;
+    const T* fp[kGroup];
+    T *pp[kGroup], *hp[kGroup];
+    for (int q = 0; q < count; ++q) {
+      const int64_t row = row0 + q;
+      T* xr = x.data() + row * 3;
+      sample_point(o, d, t[js[q]], xr);
+      T* fr = f.data() + row * C;
+      const int64_t j = js[q];
+      gather_channels(has_taps[j] ? taps[j] : make_plane_taps(xr, v.scale, v.H, v.W), planes,
+                      v.H, v.W, C, 0, C, fr);
+      fp[q] = fr;
+      pp[q] = pre.data() + row * Hd;
+      hp[q] = h.data() + row * Hd;
+    }
+    for (int q = 0; q < n_next; ++q) prefetch(next[q]);
+    decoder_hidden_n(count, fp, v.w0t, v.b0, C, Hd, pp, hp);
+    for (int q = 0; q < count; ++q) {
+      const int64_t row = row0 + q;
+      out[row * v.O] = decoder_density(hp[q], v.w1, v.b1, Hd);
+      has_hidden[row] = 1;
+      has_colors[row] = 0;
+    }
   }
 
-  // The colour outputs out[1, O) of a decoded row (has_hidden); returns out.
-  const T* colors(int64_t row) {
-    T* out_r = out.data() + row * v.O;
-    if (!has_colors[row]) {
-      decoder_colors(h.data() + row * v.Hd, v.w1t, v.b1, v.Hd, v.O, out_r);
-      has_colors[row] = 1;
+  // One sample j into row `row`.
+  void decode(int64_t j, int64_t row) { decode_group(&j, row, 1, nullptr, 0); }
+
+  // The colour outputs out[1, O) of count <= kGroup decoded rows (has_hidden).
+  void colors_group(const int64_t* rows, int count) {
+    const T* hp[kGroup];
+    T* op[kGroup];
+    int n = 0;
+    for (int q = 0; q < count; ++q) {
+      if (has_colors[rows[q]]) continue;
+      hp[n] = h.data() + rows[q] * v.Hd;
+      op[n++] = out.data() + rows[q] * v.O;
+      has_colors[rows[q]] = 1;
     }
-    return out_r;
+    decoder_colors_n(n, hp, v.w1t, v.b1, v.Hd, v.O, op);
   }
 
   Interval<T> interval(int64_t k) const {
@@ -187,14 +228,26 @@ void forward_kernel(const View<T>& v, T* rgb, T* depth, T* weights, T* weights_s
       for (int64_t j = 0; j < v.S; ++j) {
         stats_row[2 + j] = j < ray.decoded ? ray.sigma(j) : std::numeric_limits<T>::quiet_NaN();
       }
+      // The colours of the samples with a colour weight, kGroup at a time, summed in order.
       std::fill(acc.begin(), acc.end(), T(0));
+      int64_t group[kGroup];
+      int count = 0;
+      auto add_group = [&] {
+        ray.colors_group(group, count);
+        for (int q = 0; q < count; ++q) {
+          const T a = ray.color_weight(group[q]);
+          const T* oj = ray.out.data() + group[q] * v.O + 1;
+          for (int64_t c = 0; c < F; ++c) acc[c] += a * color_of_output(oj[c]);
+        }
+        count = 0;
+      };
       for (int64_t j = 0; j < ray.decoded; ++j) {
-        const T a = ray.color_weight(j);
-        if (a == T(0)) continue;
+        if (ray.color_weight(j) == T(0)) continue;
         if (!ray.has_hidden[j]) ray.decode(j, j);  // a known density whose colour is needed
-        const T* oj = ray.colors(j) + 1;
-        for (int64_t c = 0; c < F; ++c) acc[c] += a * color_of_output(oj[c]);
+        group[count++] = j;
+        if (count == kGroup) add_group();
       }
+      add_group();
       write_ray_outputs(i, acc.data(), F, W, D, v.white_back, v.lo, v.hi, rgb, depth,
                         weights_sum, stats_row);
     }
@@ -265,12 +318,18 @@ void backward_ray(Ray<T>& ray, int64_t i, const Upstream<T>& up, const DecoderGr
     ray.row_of[j] = touched ? n_rows : -1;
     if (touched) ray.samples[n_rows++] = j;
   }
-  for (int64_t r = 0; r < n_rows; ++r) {
-    const int64_t j = ray.samples[r];
-    if (r + 1 < n_rows) ray.prefetch(ray.samples[r + 1]);  // arrives while this MLP runs
-    ray.decode(j, r);
-    gdot[j] = color_dot(g_rgb, ray.colors(r), F);
-    grad_sigma[j] = T(0);
+  for (int64_t r0 = 0; r0 < n_rows; r0 += kGroup) {
+    const int count = static_cast<int>(std::min<int64_t>(kGroup, n_rows - r0));
+    const int n_next = static_cast<int>(std::min<int64_t>(kGroup, n_rows - r0 - count));
+    ray.decode_group(ray.samples.data() + r0, r0, count, ray.samples.data() + r0 + count, n_next);
+    int64_t rows[kGroup];
+    for (int q = 0; q < count; ++q) rows[q] = r0 + q;
+    ray.colors_group(rows, count);
+    for (int q = 0; q < count; ++q) {
+      const int64_t j = ray.samples[r0 + q];
+      gdot[j] = color_dot(g_rgb, ray.out.data() + (r0 + q) * O, F);
+      grad_sigma[j] = T(0);
+    }
   }
   // Sweep 2: G_k = dL/dw_k over the kept intervals, and their total.
   T total = 0;
@@ -288,26 +347,36 @@ void backward_ray(Ray<T>& ray, int64_t i, const Upstream<T>& up, const DecoderGr
     grad_sigma[k] += dx / T(2);
     grad_sigma[k + 1] += dx / T(2);
   }
-  // Each decoded sample through the decoder (input side per sample; the weight gradients for
-  // the whole ray at the end, over the packed rows).
+  // The scatter's points (NaN for samples no gradient reaches, which it skips).
   for (int64_t j = 0; j < S; ++j) {
     T* pj = points + j * 3;
     const int64_t r = ray.row_of[j];
-    if (r < 0) {
-      pj[0] = pj[1] = pj[2] = std::numeric_limits<T>::quiet_NaN();
-      continue;
+    for (int c = 0; c < 3; ++c) {
+      pj[c] = r < 0 ? std::numeric_limits<T>::quiet_NaN() : ray.x[r * 3 + c];
     }
-    for (int c = 0; c < 3; ++c) pj[c] = ray.x[r * 3 + c];
-    const T a = ray.color_weight(j);
-    const T* out_r = ray.out.data() + r * O;
-    T* dout_r = dout + r * O;
-    dout_r[0] = grad_sigma[j];
-    NGK_SIMD
-    for (int64_t c = 0; c < F; ++c) {
-      dout_r[1 + c] = g_rgb[c] * a * color_grad_of_output(out_r[1 + c]);
+  }
+  // The decoded samples through the decoder's backward, kGroup at a time (input side; the
+  // weight gradients for the whole ray at the end, over the packed rows).
+  for (int64_t r0 = 0; r0 < n_rows; r0 += kGroup) {
+    const int count = static_cast<int>(std::min<int64_t>(kGroup, n_rows - r0));
+    const T *prep[kGroup], *doutp[kGroup];
+    T *dprep[kGroup], *dfp[kGroup];
+    for (int q = 0; q < count; ++q) {
+      const int64_t r = r0 + q, j = ray.samples[r];
+      const T a = ray.color_weight(j);
+      const T* out_r = ray.out.data() + r * O;
+      T* dout_r = dout + r * O;
+      dout_r[0] = grad_sigma[j];
+      NGK_SIMD
+      for (int64_t c = 0; c < F; ++c) {
+        dout_r[1 + c] = g_rgb[c] * a * color_grad_of_output(out_r[1 + c]);
+      }
+      prep[q] = ray.pre.data() + r * Hd;
+      doutp[q] = dout_r;
+      dprep[q] = dpre + r * Hd;
+      dfp[q] = grads + j * C;
     }
-    decoder_backward_input(v.w0, v.w1, ray.pre.data() + r * Hd, dout_r, C, Hd, O, dpre + r * Hd,
-                           grads + j * C);
+    decoder_backward_input_n(count, v.w0, v.w1, prep, doutp, C, Hd, O, dprep, dfp);
   }
   decoder::linear_backward_weight(ray.h.data(), dout, n_rows, Hd, O, g.w1t, g.b1);
   decoder::linear_backward_weight(ray.f.data(), dpre, n_rows, C, Hd, g.w0t, g.b0);

@@ -182,6 +182,51 @@ NGK_HOST_DEVICE void decoder_backward_input(const T* w0, const T* w1, const T* p
   decoder::linear_backward_input(w0, dpre, C, Hd, df);
 }
 
+// The same three steps for count <= decoder::kMaxPoints points at once (their rows of f, pre,
+// h, out, dout, dpre and df given as pointers): each weight row is read once for all of them
+// (decoder::accumulate_points); each point's results equal the one-point functions' above.
+template <typename T>
+NGK_HOST_DEVICE void decoder_hidden_n(int count, const T* const* f, const T* w0t, const T* b0,
+                                      int64_t C, int64_t Hd, T* const* pre, T* const* h) {
+  for (int p = 0; p < count; ++p) {
+    for (int64_t k = 0; k < Hd; ++k) pre[p][k] = b0[k];
+  }
+  decoder::accumulate_points_n(count, f, 1, w0t, Hd, C, Hd, pre);
+  for (int p = 0; p < count; ++p) {
+    NGK_SIMD
+    for (int64_t k = 0; k < Hd; ++k) h[p][k] = hidden_softplus(pre[p][k]);
+  }
+}
+
+// out[p][1, O) (the colours' raw outputs) from h[p] (Hd).
+template <typename T>
+NGK_HOST_DEVICE void decoder_colors_n(int count, const T* const* h, const T* w1t, const T* b1,
+                                      int64_t Hd, int64_t O, T* const* out) {
+  T* colors[decoder::kMaxPoints];
+  for (int p = 0; p < count; ++p) {
+    for (int64_t o = 1; o < O; ++o) out[p][o] = b1[o];
+    colors[p] = out[p] + 1;
+  }
+  decoder::accumulate_points_n(count, h, 1, w1t + 1, O, Hd, O - 1, colors);
+}
+
+template <typename T>
+NGK_HOST_DEVICE void decoder_backward_input_n(int count, const T* w0, const T* w1,
+                                              const T* const* pre, const T* const* dout,
+                                              int64_t C, int64_t Hd, int64_t O, T* const* dpre,
+                                              T* const* df) {
+  for (int p = 0; p < count; ++p) {
+    for (int64_t k = 0; k < Hd; ++k) dpre[p][k] = T(0);
+    for (int64_t c = 0; c < C; ++c) df[p][c] = T(0);
+  }
+  decoder::accumulate_points_n(count, dout, 1, w1, Hd, O, Hd, dpre);
+  for (int p = 0; p < count; ++p) {
+    NGK_SIMD
+    for (int64_t k = 0; k < Hd; ++k) dpre[p][k] *= hidden_softplus_grad(pre[p][k]);
+  }
+  decoder::accumulate_points_n(count, const_cast<const T* const*>(dpre), 1, w0, C, Hd, C, df);
+}
+
 // The colour weight of sample j in sum_k w_k (c_k + c_{k+1}): w_{j-1} + w_j (0 outside).
 template <typename T>
 NGK_HOST_DEVICE T color_weight(T w_before, T w_after) {
