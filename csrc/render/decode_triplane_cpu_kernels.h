@@ -1,7 +1,8 @@
 // The CPU kernels of decode_triplane, compiled once per instruction set (cpu/simd.h) by
 // decode_triplane_cpu_{baseline,avx2,avx512}.cpp; decode_triplane_cpu.cpp picks one. The
 // per-point math is render_triplane's: the gather (render_triplane_math.h's gather_channels),
-// the decoder (decoder_forward / decoder_backward_input) and the planes' scatter
+// the decoder (decoder_hidden_n, decoder_colors_n, decoder_backward_input_n, on groups of
+// kGroup points) and the planes' scatter
 // (triplane_sample's accumulate_planes_grad_cpu).
 //
 // Forward: points in parallel, each gathered and decoded in per-thread scratch (C + 2 Hd + O
@@ -76,7 +77,7 @@ struct PointView {
     }
     decoder_hidden_n(count, fp, w0t, b0, C, Hd, pp, hp);
     for (int q = 0; q < count; ++q) op[q][0] = decoder_density(hp[q], w1, b1, Hd);
-    decoder_colors_n(count, const_cast<const T* const*>(hp), w1t, b1, Hd, O, op);
+    decoder_colors_n(count, hp, w1t, b1, Hd, O, op);
   }
 };
 

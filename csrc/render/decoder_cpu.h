@@ -20,12 +20,7 @@ inline __attribute__((always_inline)) void prefetch_taps(const T* planes, const 
   for (int k = 0; k < 3; ++k) {
     const T* base = planes + k * H * W * C;
     for (int tap = 0; tap < 4; ++tap) {
-      if (!taps.st[k].valid[tap]) continue;
-      const char* row = reinterpret_cast<const char*>(base + taps.st[k].offset[tap] * C);
-      for (int64_t b = 0; b < C * static_cast<int64_t>(sizeof(T)); b += 128) {
-        __builtin_prefetch(row + b);
-      }
-      __asm__ __volatile__("" : : "r"(row));
+      if (taps.st[k].valid[tap]) cpu::prefetch_row(base + taps.st[k].offset[tap] * C, C, 128);
     }
   }
 }

@@ -135,56 +135,23 @@ NGK_HOST_DEVICE void gather_channels(const PlaneTaps<T>& taps, const T* planes, 
   }
 }
 
-// The decoder's hidden layer on one point's features f (C): pre (Hd) = W0 f + b0,
-// h (Hd) = softplus(pre) (w0t (C, Hd) transposed).
-template <typename T>
-NGK_HOST_DEVICE void decoder_hidden(const T* f, const T* w0t, const T* b0, int64_t C, int64_t Hd,
-                                    T* pre, T* h) {
-  decoder::linear(f, w0t, b0, C, Hd, pre);
-  NGK_SIMD
-  for (int64_t k = 0; k < Hd; ++k) h[k] = hidden_softplus(pre[k]);
-}
-
-// The second layer in two parts: the raw density out[0] = b1[0] + w1[0, :] h (w1 (O, Hd)), and
-// the colours out[1 + i] = b1[1 + i] + sum_k h[k] w1t[k, 1 + i] (w1t (Hd, O)). The fused renderer
-// computes the density first and the colours only for samples whose colour has a weight.
+// The second layer in two parts: the raw density out[0] = b1[0] + w1[0, :] h (w1 (O, Hd)) here,
+// and the colours out[1 + i] = b1[1 + i] + sum_k h[k] w1t[k, 1 + i] (w1t (Hd, O)) in
+// decoder_colors_n below. The fused renderer computes the density first and the colours only for
+// samples whose colour has a weight.
 template <typename T>
 NGK_HOST_DEVICE T decoder_density(const T* h, const T* w1, const T* b1, int64_t Hd) {
   return b1[0] + decoder::dot(w1, h, Hd);
 }
 
-template <typename T>
-NGK_HOST_DEVICE void decoder_colors(const T* h, const T* w1t, const T* b1, int64_t Hd, int64_t O,
-                                    T* out) {
-  for (int64_t o = 1; o < O; ++o) out[o] = b1[o];
-  decoder::accumulate(h, 1, w1t + 1, O, Hd, O - 1, out + 1);
-}
-
-// The whole decoder on one point's features f (C): pre, h (Hd) and out (O) = W1 h + b1.
-template <typename T>
-NGK_HOST_DEVICE void decoder_forward(const T* f, const T* w0t, const T* b0, const T* w1,
-                                     const T* w1t, const T* b1, int64_t C, int64_t Hd, int64_t O,
-                                     T* pre, T* h, T* out) {
-  decoder_hidden(f, w0t, b0, C, Hd, pre, h);
-  out[0] = decoder_density(h, w1, b1, Hd);
-  decoder_colors(h, w1t, b1, Hd, O, out);
-}
-
-// The input side of its backward from dout = dL/dout (O): dpre (Hd) = (W1^T dout) *
-// softplus'(pre) and df (C) = W0^T dpre (weights as they are: w0 (Hd, C), w1 (O, Hd)).
-template <typename T>
-NGK_HOST_DEVICE void decoder_backward_input(const T* w0, const T* w1, const T* pre,
-                                            const T* dout, int64_t C, int64_t Hd, int64_t O,
-                                            T* dpre, T* df) {
-  decoder::linear_backward_input(w1, dout, Hd, O, dpre);
-  NGK_SIMD
-  for (int64_t k = 0; k < Hd; ++k) dpre[k] *= hidden_softplus_grad(pre[k]);
-  decoder::linear_backward_input(w0, dpre, C, Hd, df);
-}
-
-// The same three steps for count <= decoder::kMaxPoints points at once (their rows of f, pre,
-// h, out, dout, dpre and df given as pointers): each weight row is read once for all of them
-// (decoder::accumulate_points); each point's results equal the one-point functions' above.
+// The decoder on count <= decoder::kMaxPoints points at once (their rows of f, pre, h, out,
+// dout, dpre and df given as pointers; the weights transposed for the forward, w0t (C, Hd) and
+// w1t (Hd, O), as they are for the backward, w0 (Hd, C) and w1 (O, Hd)): each weight row is read
+// once for all of them (decoder::accumulate_points), and each point's result is the same sum in
+// the same order as for one point alone.
+//   decoder_hidden_n:         pre = W0 f + b0, h = softplus(pre)
+//   decoder_colors_n:         out[1, O) = W1[1:] h + b1[1:]
+//   decoder_backward_input_n: dpre = (W1^T dout) * softplus'(pre), df = W0^T dpre
 template <typename T>
 NGK_HOST_DEVICE void decoder_hidden_n(int count, const T* const* f, const T* w0t, const T* b0,
                                       int64_t C, int64_t Hd, T* const* pre, T* const* h) {
@@ -224,7 +191,7 @@ NGK_HOST_DEVICE void decoder_backward_input_n(int count, const T* w0, const T* w
     NGK_SIMD
     for (int64_t k = 0; k < Hd; ++k) dpre[p][k] *= hidden_softplus_grad(pre[p][k]);
   }
-  decoder::accumulate_points_n(count, const_cast<const T* const*>(dpre), 1, w0, C, Hd, C, df);
+  decoder::accumulate_points_n(count, dpre, 1, w0, C, Hd, C, df);
 }
 
 // The colour weight of sample j in sum_k w_k (c_k + c_{k+1}): w_{j-1} + w_j (0 outside).
