@@ -3,6 +3,7 @@
 // kernels: triplane_math.h (the bilinear stencil), decoder_math.h (the OSG decoder) and
 // composite_math.h (the march step and its backward).
 //
+// Rays are visited in the Morton order of their midpoints (ray_order.h), for cache locality.
 // Forward: a ray's samples are decoded lazily, in groups of kGroup consecutive samples when the
 // march reaches them (the decoder's weight rows read once per group), so a ray
 // whose transmittance has fallen below t_min gathers and decodes nothing more. Only the ray's
@@ -33,6 +34,7 @@
 #include "composite_math.h"
 #include "decoder_cpu.h"
 #include "decoder_math.h"
+#include "ray_order.h"
 #include "render_triplane.h"
 #include "render_triplane_math.h"
 
@@ -105,26 +107,42 @@ struct Ray {
   bool is_known(int64_t j) const { return known != nullptr && !std::isnan(known[j]); }
 
   // The densities of the samples up to j (sample j in row j): known ones taken as they are,
-  // the others decoded in groups of up to kGroup consecutive samples (so a group may decode up
-  // to kGroup - 1 samples past j), the next group's taps prefetched while a group's MLP runs.
+  // the others decoded in groups of up to kGroup (the next unknown samples, known ones between
+  // them skipped, so a group may decode up to kGroup - 1 unknown samples past j), the next
+  // group's taps prefetched while a group's MLP runs.
   void need(int64_t j) {
     while (decoded <= j) {
-      if (is_known(decoded)) {
-        out[decoded * v.O] = known[decoded];
-        has_hidden[decoded] = has_colors[decoded] = 0;
-        ++decoded;
-        continue;
-      }
       int64_t group[kGroup], next[kGroup];
       int count = 0, n_next = 0;
-      for (; count < kGroup && decoded + count < v.S && !is_known(decoded + count); ++count) {
-        group[count] = decoded + count;
+      int64_t k = decoded;
+      for (; k < v.S && count < kGroup; ++k) {
+        if (is_known(k)) {
+          out[k * v.O] = known[k];
+          has_hidden[k] = has_colors[k] = 0;
+        } else {
+          group[count++] = k;
+        }
+        if (count == 0 && k >= j) {  // only known samples up to j
+          decoded = k + 1;
+          return;
+        }
       }
-      for (int64_t k = decoded + count; n_next < kGroup && k < v.S && !is_known(k); ++k) {
-        next[n_next++] = k;
+      for (int64_t m = k; n_next < kGroup && m < v.S; ++m) {
+        if (!is_known(m)) next[n_next++] = m;
       }
-      decode_group(group, decoded, count, next, n_next);
-      decoded += count;
+      decode_group(group, group, count, next, n_next);
+      decoded = k;
+    }
+  }
+
+  // Decodes the hidden layers of the samples js (count of them) that are not decoded yet, in
+  // groups of kGroup into their own rows (the forward's known densities whose colour is needed),
+  // the next group's taps prefetched meanwhile.
+  void decode_rows(const int64_t* js, int64_t count) {
+    for (int64_t g = 0; g < count; g += kGroup) {
+      const int n = static_cast<int>(std::min<int64_t>(kGroup, count - g));
+      const int n_next = static_cast<int>(std::min<int64_t>(kGroup, count - g - n));
+      decode_group(js + g, js + g, n, js + g + n, n_next);
     }
   }
 
@@ -137,20 +155,19 @@ struct Ray {
     prefetch_taps(planes, taps[j], v.H, v.W, v.C);
   }
 
-  // Gathers the count <= kGroup samples js and decodes their densities into rows row0, row0 +
-  // 1, ... of the scratch arrays (the colours wait for colors_group: most samples of a render
-  // get no colour weight); the taps of the samples `next` are prefetched meanwhile.
-  void decode_group(const int64_t* js, int64_t row0, int count, const int64_t* next,
+  // Gathers the count <= kGroup samples js and decodes their densities into rows rows[0, count)
+  // of the scratch arrays (the colours wait for colors_group: most samples of a render get no
+  // colour weight); the taps of the samples `next` are prefetched meanwhile.
+  void decode_group(const int64_t* js, const int64_t* rows, int count, const int64_t* next,
                     int n_next) {
     const int64_t C = v.C, Hd = v.Hd;
     const T* fp[kGroup];
     T *pp[kGroup], *hp[kGroup];
     for (int q = 0; q < count; ++q) {
-      const int64_t row = row0 + q;
+      const int64_t row = rows[q], j = js[q];
       T* xr = x.data() + row * 3;
-      sample_point(o, d, t[js[q]], xr);
+      sample_point(o, d, t[j], xr);
       T* fr = f.data() + row * C;
-      const int64_t j = js[q];
       gather_channels(has_taps[j] ? taps[j] : make_plane_taps(xr, v.scale, v.H, v.W), planes,
                       v.H, v.W, C, 0, C, fr);
       fp[q] = fr;
@@ -160,15 +177,11 @@ struct Ray {
     for (int q = 0; q < n_next; ++q) prefetch(next[q]);
     decoder_hidden_n(count, fp, v.w0t, v.b0, C, Hd, pp, hp);
     for (int q = 0; q < count; ++q) {
-      const int64_t row = row0 + q;
-      out[row * v.O] = decoder_density(hp[q], v.w1, v.b1, Hd);
-      has_hidden[row] = 1;
-      has_colors[row] = 0;
+      out[rows[q] * v.O] = decoder_density(hp[q], v.w1, v.b1, Hd);
+      has_hidden[rows[q]] = 1;
+      has_colors[rows[q]] = 0;
     }
   }
-
-  // One sample j into row `row`.
-  void decode(int64_t j, int64_t row) { decode_group(&j, row, 1, nullptr, 0); }
 
   // The colour outputs out[1, O) of count <= kGroup decoded rows (has_hidden).
   void colors_group(const int64_t* rows, int count) {
@@ -213,15 +226,24 @@ struct Ray {
   }
 };
 
+// The rays' visiting order (ray_order.h), from the first batch's rays and depths.
+template <typename T>
+std::vector<int64_t> ray_order(const View<T>& v) {
+  return morton_ray_order(v.origins, v.directions, v.depths, v.R, v.S);
+}
+
 template <typename T>
 void forward_kernel(const View<T>& v, T* rgb, T* depth, T* weights, T* weights_sum, T* stats) {
   const int64_t F = v.O - 1;
+  const std::vector<int64_t> order = ray_order(v);
   at::parallel_for(0, v.N * v.R, 8, [&](int64_t begin, int64_t end) {
     const cpu::FlushDenormals no_denormals;
     Ray<T> ray(v);
     std::vector<T> acc(F);
-    for (int64_t i = begin; i < end; ++i) {
-      ray.start(i / v.R, i % v.R);
+    std::vector<int64_t> missing(v.S);
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t n = task / v.R, r = order[task % v.R], i = n * v.R + r;
+      ray.start(n, r);
       const auto [W, D] = ray.march();
       for (int64_t k = 0; k + 1 < v.S; ++k) weights[i * (v.S - 1) + k] = ray.w[k];
       T* stats_row = stats + i * (2 + v.S);
@@ -241,9 +263,14 @@ void forward_kernel(const View<T>& v, T* rgb, T* depth, T* weights, T* weights_s
         }
         count = 0;
       };
+      // Known densities whose colour is needed: their hidden layers first, kGroup at a time.
+      int64_t n_missing = 0;
+      for (int64_t j = 0; j < ray.decoded; ++j) {
+        if (ray.color_weight(j) != T(0) && !ray.has_hidden[j]) missing[n_missing++] = j;
+      }
+      ray.decode_rows(missing.data(), n_missing);
       for (int64_t j = 0; j < ray.decoded; ++j) {
         if (ray.color_weight(j) == T(0)) continue;
-        if (!ray.has_hidden[j]) ray.decode(j, j);  // a known density whose colour is needed
         group[count++] = j;
         if (count == kGroup) add_group();
       }
@@ -321,9 +348,10 @@ void backward_ray(Ray<T>& ray, int64_t i, const Upstream<T>& up, const DecoderGr
   for (int64_t r0 = 0; r0 < n_rows; r0 += kGroup) {
     const int count = static_cast<int>(std::min<int64_t>(kGroup, n_rows - r0));
     const int n_next = static_cast<int>(std::min<int64_t>(kGroup, n_rows - r0 - count));
-    ray.decode_group(ray.samples.data() + r0, r0, count, ray.samples.data() + r0 + count, n_next);
     int64_t rows[kGroup];
     for (int q = 0; q < count; ++q) rows[q] = r0 + q;
+    ray.decode_group(ray.samples.data() + r0, rows, count, ray.samples.data() + r0 + count,
+                     n_next);
     ray.colors_group(rows, count);
     for (int q = 0; q < count; ++q) {
       const int64_t j = ray.samples[r0 + q];
@@ -392,6 +420,7 @@ void backward_kernel(const Problem& p, const View<T>& v, const Upstream<T>& up,
   const auto opts = p.planes_cl.options();
   at::Tensor points_buf = at::empty({N * rays_per_chunk * S * 3}, opts);
   at::Tensor grads_buf = at::empty({N * rays_per_chunk * S * C}, opts);
+  const std::vector<int64_t> order = ray_order(v);  // chunks of rays near each other
   for (int64_t r0 = 0; r0 < R; r0 += rays_per_chunk) {
     const int64_t Rc = std::min(rays_per_chunk, R - r0);
     const int64_t rays = N * Rc, blocks = (rays + kBlockRays - 1) / kBlockRays;
@@ -407,7 +436,7 @@ void backward_kernel(const Problem& p, const View<T>& v, const Upstream<T>& up,
         const DecoderGrads<T> g{s, s + sizes[0], s + sizes[0] + sizes[1],
                                 s + sizes[0] + sizes[1] + sizes[2]};
         for (int64_t q = b * kBlockRays; q < std::min(rays, (b + 1) * kBlockRays); ++q) {
-          const int64_t n = q / Rc, r = r0 + q % Rc;
+          const int64_t n = q / Rc, r = order[r0 + q % Rc];
           backward_ray(ray, n * R + r, up, g, points + q * S * 3, grads + q * S * C, scratch);
         }
       }
