@@ -247,3 +247,31 @@ def test_known_densities_change_nothing_and_return_densities_are_the_decoders(ma
         assert rel_err(a, b) <= 1e-12
     with pytest.raises(ValueError, match="known_densities"):
         render_triplane(planes, decoder, o, d, depths, known_densities=known[:, :5])
+
+
+def test_ray_order_and_thread_count_change_nothing():
+    """The CPU kernels visit the rays in their own (Morton) order and split them among threads:
+    permuted rays give the permuted outputs bit for bit, and the outputs and decoder gradients
+    do not depend on the thread count (the planes' gradient only up to rounding)."""
+    dt = torch.float32
+    planes = make_planes(1, 6, 16, 13, dt)
+    decoder = make_decoder(6, 9, 4, dt, density_bias=-1.0)
+    o, d, t = make_rays(1, 301, 1, 13, dt)
+    perm = torch.randperm(301, generator=torch.Generator().manual_seed(5))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        out1, grads1 = run(render_triplane, planes, decoder, o, d, t)
+        torch.set_num_threads(2)
+        out2, grads2 = run(render_triplane, planes, decoder, o, d, t)
+        with torch.no_grad():
+            permuted = render_triplane(planes, decoder, o[:, perm], d[:, perm], t[:, perm])
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(out1, out2):
+        assert torch.equal(a, b)
+    for a, b in zip(grads1[1:], grads2[1:]):
+        assert torch.equal(a, b)
+    assert rel_err(grads2[0], grads1[0]) <= 1e-6
+    for a, b in zip(permuted, out1):
+        assert torch.equal(a, b[:, perm])

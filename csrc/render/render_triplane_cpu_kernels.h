@@ -355,7 +355,14 @@ void backward_ray(Ray<T>& ray, int64_t i, const Upstream<T>& up, const DecoderGr
     ray.colors_group(rows, count);
     for (int q = 0; q < count; ++q) {
       const int64_t j = ray.samples[r0 + q];
-      gdot[j] = color_dot(g_rgb, ray.out.data() + (r0 + q) * O, F);
+      // From here on the row's colour outputs hold their sigmoids (needed twice below).
+      T* s = ray.out.data() + (r0 + q) * O + 1;
+      NGK_SIMD
+      for (int64_t c = 0; c < F; ++c) s[c] = cpu::vsigmoid(s[c]);
+      T dot = 0;
+#pragma omp simd reduction(+ : dot)
+      for (int64_t c = 0; c < F; ++c) dot += g_rgb[c] * decoder::color_of(s[c]);
+      gdot[j] = dot;
       grad_sigma[j] = T(0);
     }
   }
@@ -392,13 +399,11 @@ void backward_ray(Ray<T>& ray, int64_t i, const Upstream<T>& up, const DecoderGr
     for (int q = 0; q < count; ++q) {
       const int64_t r = r0 + q, j = ray.samples[r];
       const T a = ray.color_weight(j);
-      const T* out_r = ray.out.data() + r * O;
+      const T* s = ray.out.data() + r * O + 1;  // the colours' sigmoids
       T* dout_r = dout + r * O;
       dout_r[0] = grad_sigma[j];
       NGK_SIMD
-      for (int64_t c = 0; c < F; ++c) {
-        dout_r[1 + c] = g_rgb[c] * a * color_grad_of_output(out_r[1 + c]);
-      }
+      for (int64_t c = 0; c < F; ++c) dout_r[1 + c] = g_rgb[c] * a * decoder::color_grad(s[c]);
       prep[q] = ray.pre.data() + r * Hd;
       doutp[q] = dout_r;
       dprep[q] = dpre + r * Hd;
