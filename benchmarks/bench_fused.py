@@ -19,6 +19,8 @@ pass's decoder evaluations the masked march skips.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import math
 import os
 import sys
@@ -59,8 +61,22 @@ def _rss_kib(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
+def _release_free_memory() -> None:
+    """Returns the allocator's free pages to the OS (glibc's malloc_trim; a no-op elsewhere), so
+    that memory a previous run freed is not reused unseen by the next measurement."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def peak_rss_mib(fn) -> float | None:
-    """Peak RSS of fn() above the RSS before it, MiB (None where Linux's counters are absent)."""
+    """Peak RSS of fn() above the RSS before it, MiB (None where Linux's counters are absent).
+    fn runs once first (one-time costs: thread pools, lazy initialisation) and the free pages go
+    back to the OS before the measured run."""
+    fn()
+    _release_free_memory()
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")  # resets VmHWM to the current RSS
@@ -98,7 +114,6 @@ def bench(device, repeats, rays):
                 rgb, depth, _, ws = fn(p, dec, origins, directions, depths, **kw)
                 torch.autograd.grad(rgb.sum() + depth.sum() + ws.sum(), (p, *dec.tensors()))
 
-            # memory first: after timed runs the allocator keeps their pages resident
             mem = peak_memory_mb(fwd_bwd, device) if device.type == "cuda" else peak_rss_mib(fwd_bwd)
             f, fb = time_fn(fwd, device, repeats), time_fn(fwd_bwd, device, repeats)
             times[name, mode] = (f, fb)

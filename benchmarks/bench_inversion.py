@@ -1,7 +1,7 @@
 """Time per optimizer step of W projection, PTI and NeRFInvertor on the EG3D FFHQ-512 configuration
-(random weights, batch 1), renderer on the kernels vs the PyTorch reference ops, in one run, and
-the projected wall time of the paper's full schedule (projection 500 steps; PTI 350 steps;
-NeRFInvertor 1000 steps).
+(random weights, batch 1), the renderer fused (the default), on the per-op kernels and on the
+PyTorch reference ops, in one run, and the projected wall time of the paper's full schedule
+(projection 500 steps; PTI 350 steps; NeRFInvertor 1000 steps).
 
     python benchmarks/bench_inversion.py [--device cpu|cuda] [--steps 1] [--nrr 128]
         [--explicit-resolution 128] [--out FILE.md]
@@ -37,7 +37,7 @@ def _extra(ap):
     ap.add_argument("--explicit-resolution", type=int, default=128,
                     help="NeRFInvertor explicit term rays per side (paper: 128)")
     ap.add_argument("--perceptual", default="none", choices=["none", "lpips-vgg", "mse+ssim"])
-    ap.add_argument("--ops", default="kernels,reference")
+    ap.add_argument("--ops", default="fused,kernels,reference")
 
 
 def step_seconds(result: inversion.Result) -> float:
@@ -79,8 +79,9 @@ def main(argv=None) -> str:
         row = {"device": device_name(device), "method": method, "nrr": args.nrr}
         for ops in ops_list:
             row[f"{ops} s/step"] = per_step[(ops, method)]
-        if "kernels" in ops_list and "reference" in ops_list:
-            row["speed-up"] = per_step[("reference", method)] / per_step[("kernels", method)]
+        for a, b in (("fused", "kernels"), ("fused", "reference"), ("kernels", "reference")):
+            if a in ops_list and b in ops_list:
+                row[f"{a} vs {b}"] = per_step[(b, method)] / per_step[(a, method)]
         rows.append(row)
     notes = [f"perceptual: {loss.perceptual_name}; NeRFInvertor explicit term "
              f"{args.explicit_resolution}^2 rays x G's own coarse + importance "

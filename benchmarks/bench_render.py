@@ -1,5 +1,6 @@
-"""Benchmark the whole importance render (ImportanceRenderer) on the fused kernels against the
-same renderer running the PyTorch reference ops (EG3D's way: grid_sample, torch marcher, sort).
+"""Benchmark the whole importance render (ImportanceRenderer) on the fused renderer
+(render_triplane, ops="fused") and on the per-op kernels (ops="kernels") against the same
+renderer running the PyTorch reference ops (EG3D's way: grid_sample, torch marcher, sort).
 
 EG3D size: planes (1, 3, 32, 256, 256), 128 x 128 rays, 48 + 48 samples, 32 channels, an OSG
 decoder with random weights except for a density that makes a head-like opaque blob in empty
@@ -56,7 +57,9 @@ def bench(device, repeats):
     planes, decoder, origins, directions = make_scene(device)
     impls = {"reference ops": (ImportanceRenderer("reference"), OPTIONS),
              "kernels (exact)": (ImportanceRenderer("kernels"), OPTIONS),
-             "kernels (masked)": (ImportanceRenderer("kernels"), dict(OPTIONS, **MASKED))}
+             "kernels (masked)": (ImportanceRenderer("kernels"), dict(OPTIONS, **MASKED)),
+             "fused (exact)": (ImportanceRenderer("fused"), OPTIONS),
+             "fused (masked)": (ImportanceRenderer("fused"), dict(OPTIONS, **MASKED))}
     results, outputs = {}, {}
     for name, (renderer, options) in impls.items():
         def fwd(renderer=renderer, options=options):
@@ -84,6 +87,8 @@ def bench(device, repeats):
                "rgb max err": (rgb - ref_rgb).abs().max().item(),
                "weight sum max err": (wsum - ref_wsum).abs().max().item(),
                "depth max err (W>=0.5)": (depth - ref_depth)[visible].abs().max().item()}
+        mode = "masked" if "masked" in name else "exact"
+        row["fwd+bwd vs kernels"] = results[f"kernels ({mode})"][1] / fb
         if mem is not None:
             row["peak MiB"] = mem
         rows.append(row)

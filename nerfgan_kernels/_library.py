@@ -91,7 +91,9 @@ def _render_triplane_fake(planes, weight0, bias0, weight1, bias1, ray_origins, r
 
 def _render_triplane_backward_fake(grad_rgb, grad_depth, grad_weights, grad_weights_sum, planes,
                                    weight0, bias0, weight1, bias1, *rest):
-    return tuple(t.new_empty(t.shape) for t in (planes, weight0, bias0, weight1, bias1))
+    Np, _, C, H, W = planes.shape  # the planes' gradient in the kernels' channels-last memory
+    grad_planes = planes.new_empty((Np, 3, H, W, C)).permute(0, 1, 4, 2, 3)
+    return (grad_planes, *(t.new_empty(t.shape) for t in (weight0, bias0, weight1, bias1)))
 
 
 def _decode_triplane_fake(planes, weight0, bias0, weight1, bias1, coords, box_warp):

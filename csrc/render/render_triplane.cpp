@@ -207,7 +207,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> render_tr
                           g_w0t, g_b0, g_w1t, g_b1);
     }
   }
-  return {grad_planes_cl.permute({0, 1, 4, 2, 3}).contiguous(), g_w0t.t().contiguous(), g_b0,
+  // The planes' gradient keeps the kernels' channels-last layout (no copy of plane size).
+  return {grad_planes_cl.permute({0, 1, 4, 2, 3}), g_w0t.t().contiguous(), g_b0,
           g_w1t.t().contiguous(), g_b1};
 }
 

@@ -28,8 +28,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> render_tr
     double box_warp, bool white_back, double t_min, double alpha_min,
     const std::optional<at::Tensor>& known_densities);
 
-// Gradients to planes (Np, 3, C, H, W) and the four decoder tensors; undefined upstream
-// gradients are zeros. No gradient flows to rays or depths.
+// Gradients to planes (Np, 3, C, H, W), in channels-last memory (a permuted (Np, 3, H, W, C)
+// tensor, the kernels' layout), and the four decoder tensors; undefined upstream gradients are
+// zeros. No gradient flows to rays or depths.
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> render_triplane_backward(
     const at::Tensor& grad_rgb, const at::Tensor& grad_depth, const at::Tensor& grad_weights,
     const at::Tensor& grad_weights_sum, const at::Tensor& planes, const at::Tensor& weight0,
