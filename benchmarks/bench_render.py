@@ -74,7 +74,7 @@ def bench(device, repeats):
 
         outputs[name] = fwd()  # also the warm-up of both passes
         results[name] = (time_fn(fwd, device, repeats, warmup=0),
-                         time_fn(fwd_bwd, device, repeats, warmup=0),
+                         time_fn(fwd_bwd, device, repeats),
                          peak_memory_mb(fwd_bwd, device))
     ref_f, ref_fb = results["reference ops"][:2]
     rows = []
