@@ -19,8 +19,6 @@ pass's decoder evaluations the masked march skips.
 
 from __future__ import annotations
 
-import ctypes
-import gc
 import math
 import os
 import sys
@@ -29,7 +27,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_render import make_scene  # noqa: E402
-from common import bench_args, device_name, emit, peak_memory_mb, selected_devices, time_fn  # noqa: E402
+from common import bench_args, device_name, emit, peak_memory, selected_devices, time_fn  # noqa: E402
 
 import nerfgan_kernels  # noqa: E402
 from nerfgan_kernels import TriplaneDecoder  # noqa: E402
@@ -51,40 +49,6 @@ def chain(ops):
                                             densities.reshape(N, R, S, 1), depths, **kw)
         return rgb, depth, weights, weights.sum(2)
     return render
-
-
-def _rss_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _release_free_memory() -> None:
-    """Returns the allocator's free pages to the OS (glibc's malloc_trim; a no-op elsewhere), so
-    that memory a previous run freed is not reused unseen by the next measurement."""
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-def peak_rss_mib(fn) -> float | None:
-    """Peak RSS of fn() above the RSS before it, MiB (None where Linux's counters are absent).
-    fn runs once first (one-time costs: thread pools, lazy initialisation) and the free pages go
-    back to the OS before the measured run."""
-    fn()
-    _release_free_memory()
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # resets VmHWM to the current RSS
-        before = _rss_kib("VmRSS:")
-    except OSError:
-        return None
-    fn()
-    return (_rss_kib("VmHWM:") - before) / 1024
 
 
 def bench(device, repeats, rays):
@@ -114,7 +78,7 @@ def bench(device, repeats, rays):
                 rgb, depth, _, ws = fn(p, dec, origins, directions, depths, **kw)
                 torch.autograd.grad(rgb.sum() + depth.sum() + ws.sum(), (p, *dec.tensors()))
 
-            mem = peak_memory_mb(fwd_bwd, device) if device.type == "cuda" else peak_rss_mib(fwd_bwd)
+            mem = peak_memory(fwd_bwd, device)
             f, fb = time_fn(fwd, device, repeats), time_fn(fwd_bwd, device, repeats)
             times[name, mode] = (f, fb)
             rows.append({"device": device_name(device), "impl": name, "mode": mode, "fwd ms": f,
@@ -171,7 +135,7 @@ def bench_generator_render(device, repeats, samples=None):
                 torch.autograd.grad(rgb.sum() + depth.sum() + ws_.sum(),
                                     (p, *G.decoder.parameters()))
 
-            mem = peak_memory_mb(fwd_bwd, device) if device.type == "cuda" else peak_rss_mib(fwd_bwd)
+            mem = peak_memory(fwd_bwd, device)
             f, fb = time_fn(fwd, device, repeats), time_fn(fwd_bwd, device, repeats)
             times[ops, mode] = fb
             D, n = options["depth_resolution"], options["depth_resolution_importance"]

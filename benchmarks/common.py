@@ -1,8 +1,10 @@
-"""Timing helpers shared by the benchmark scripts (ratios are always measured in the same run)."""
+"""Timing and memory helpers shared by the benchmark scripts (ratios are measured in one run)."""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import gc
 import os
 import statistics
 import time
@@ -39,6 +41,46 @@ def peak_memory_mb(fn, device: torch.device) -> float | None:
     fn()
     sync(device)
     return torch.cuda.max_memory_allocated(device) / 2**20
+
+
+def _rss_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _release_free_memory() -> None:
+    """Returns the allocator's free pages to the OS (glibc's malloc_trim; a no-op elsewhere), so
+    that memory a previous run freed is not reused unseen by the next measurement."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def peak_rss_mib(fn) -> float | None:
+    """Peak RSS of fn() above the RSS before it, MiB (None where Linux's counters are absent).
+    fn runs once first (one-time costs: thread pools, lazy initialisation) and the free pages go
+    back to the OS before the measured run."""
+    fn()
+    _release_free_memory()
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets VmHWM to the current RSS
+        before = _rss_kib("VmRSS:")
+    except OSError:
+        return None
+    fn()
+    return (_rss_kib("VmHWM:") - before) / 1024
+
+
+def peak_memory(fn, device: torch.device) -> float | None:
+    """Peak memory of fn() in MiB: CUDA's allocator peak, or on the CPU the peak RSS above the RSS
+    before it (peak_rss_mib)."""
+    return peak_memory_mb(fn, device) if device.type == "cuda" else peak_rss_mib(fn)
 
 
 def print_table(title: str, rows: list[dict]) -> str:

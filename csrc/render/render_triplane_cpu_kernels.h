@@ -4,8 +4,8 @@
 // composite_math.h (the march step and its backward).
 //
 // Rays are visited in the Morton order of their midpoints (ray_order.h), for cache locality.
-// Forward: a ray's samples are decoded lazily, in groups of kGroup consecutive samples when the
-// march reaches them (the decoder's weight rows read once per group), so a ray
+// Forward: a ray's samples are decoded lazily, in groups of kGroup samples whose density is not
+// known when the march reaches them (the decoder's weight rows read once per group), so a ray
 // whose transmittance has fallen below t_min gathers and decodes nothing more. Only the ray's
 // densities and decoder outputs live in per-task scratch (S x (C + 2 hidden + O) values).
 // Backward: the march is replayed on the densities the forward kept in stats (O(rays x S)), without
@@ -46,7 +46,8 @@ namespace {
 
 using composite::Interval;
 
-constexpr int64_t kChunkRays = 1024;  // rays (all batches) per scatter chunk (its buffers: 12.6 MB at EG3D size)
+// Rays (all batches) per scatter chunk: its buffers are 12.6 MB at EG3D size.
+constexpr int64_t kChunkRays = 1024;
 constexpr int64_t kBlockRays = 8;     // rays per decoder-gradient slot
 constexpr int kGroup = decoder::kMaxPoints;  // samples that go through the decoder together
 
