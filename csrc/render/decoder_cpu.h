@@ -25,5 +25,24 @@ inline __attribute__((always_inline)) void prefetch_taps(const T* planes, const 
   }
 }
 
+// The transpose of gather_channels: grad_planes (3, H, W, C) channels-last += at every valid tap
+// of the point its bilinear weight / 3 times df (C), plane by plane, tap by tap.
+template <typename T>
+inline __attribute__((always_inline)) void scatter_channels(const PlaneTaps<T>& taps, const T* df,
+                                                            int64_t H, int64_t W, int64_t C,
+                                                            T* grad_planes) {
+  for (int k = 0; k < 3; ++k) {
+    const triplane::Stencil<T>& st = taps.st[k];
+    T* base = grad_planes + k * H * W * C;
+    for (int tap = 0; tap < 4; ++tap) {
+      if (!st.valid[tap]) continue;
+      const T wt = st.weight[tap] / T(3);
+      T* row = base + st.offset[tap] * C;
+      NGK_SIMD
+      for (int64_t c = 0; c < C; ++c) row[c] += wt * df[c];
+    }
+  }
+}
+
 }  // namespace fused
 }  // namespace nerfgan_kernels

@@ -11,11 +11,14 @@
 // Backward: the march is replayed on the densities the forward kept in stats (O(rays x S)), without
 // decoding; only the samples a kept interval touches are decoded again (with masking, samples in
 // empty space are not), the march is differentiated as in composite's backward, then each
-// decoded sample's decoder backward gives the feature gradient df (C). The planes' gradient is a scatter of df: it runs per chunk of rays through the
-// deterministic banded scatter of triplane_sample's backward (accumulate_planes_grad_cpu), so
-// only a chunk's (rays x S x C) gradients exist at a time. Both kernels run with denormals
-// flushed to zero (cpu::FlushDenormals). The decoder's gradients are summed
-// per block of rays and the blocks added in order: results do not depend on the thread count.
+// decoded sample's decoder backward gives the feature gradient df (C). The planes' gradient is a
+// scatter of df: straight into a per-thread copy of the planes' gradient while (threads - 1)
+// copies fit in kDirectScatterBytes (2 threads at EG3D size: one 25 MB copy), else per chunk of
+// rays through the deterministic banded scatter of triplane_sample's backward
+// (accumulate_planes_grad_cpu), so that only a chunk's (rays x S x C) gradients exist at a time.
+// Both kernels run with denormals flushed to zero (cpu::FlushDenormals). The decoder's gradients
+// are summed per block of rays and the blocks added in order: they do not depend on the thread
+// count (the planes' gradient does, by rounding).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -83,7 +86,7 @@ struct Ray {
   std::vector<int64_t> row_of, samples;
   std::vector<char> has_hidden;  // per row: decoded (x, f, pre, h and the density)
   std::vector<char> has_colors;  // per row: out[1, O) computed
-  std::vector<PlaneTaps<T>> taps;  // per sample: its stencils, once prefetched (has_taps)
+  std::vector<PlaneTaps<T>> taps;  // per sample: its stencils, once prefetched or gathered
   std::vector<char> has_taps;
   int64_t decoded = 0;
 
@@ -169,8 +172,11 @@ struct Ray {
       T* xr = x.data() + row * 3;
       sample_point(o, d, t[j], xr);
       T* fr = f.data() + row * C;
-      gather_channels(has_taps[j] ? taps[j] : make_plane_taps(xr, v.scale, v.H, v.W), planes,
-                      v.H, v.W, C, 0, C, fr);
+      if (!has_taps[j]) {
+        taps[j] = make_plane_taps(xr, v.scale, v.H, v.W);
+        has_taps[j] = 1;
+      }
+      gather_channels(taps[j], planes, v.H, v.W, C, 0, C, fr);
       fp[q] = fr;
       pp[q] = pre.data() + row * Hd;
       hp[q] = h.data() + row * Hd;
@@ -293,9 +299,11 @@ struct Upstream {
   const T *rgb, *depth, *weights, *weights_sum, *stats;
 };
 
-// Backward of ray i = (n, r): decoder gradients into g, and for every sample j its point and
-// feature gradient into points (S, 3) / grads (S, C) (NaN points for samples no gradient
-// reaches, so the scatter skips them).
+// Backward of ray i = (n, r): decoder gradients into g, and the features' gradients either
+// scattered at once into grad_planes (Np, 3, H, W, C), the calling thread's own copy, or (with
+// grad_planes null) written for the banded scatter: for every sample j its point and feature
+// gradient into points (S, 3) / grads (S, C) (NaN points for samples no gradient reaches, so the
+// scatter skips them).
 //
 // The march is replayed on the forward's densities (stats), without decoding: it gives the kept
 // intervals (before termination, alpha not below alpha_min), their weights and transmittances.
@@ -304,7 +312,7 @@ struct Upstream {
 // recomputes a fraction of its samples.
 template <typename T>
 void backward_ray(Ray<T>& ray, int64_t i, const Upstream<T>& up, const DecoderGrads<T>& g,
-                  T* points, T* grads, std::vector<T>& scratch) {
+                  T* grad_planes, T* points, T* grads, std::vector<T>& scratch) {
   const View<T>& v = ray.v;
   const int64_t S = v.S, C = v.C, Hd = v.Hd, O = v.O, F = O - 1;
   ray.start(i / v.R, i % v.R);
@@ -314,7 +322,8 @@ void backward_ray(Ray<T>& ray, int64_t i, const Upstream<T>& up, const DecoderGr
   const WeightGradTerms<T> dl_dw = make_weight_grad_terms(
       g_rgb, F, v.white_back, up.depth[i], up.weights_sum[i], stats_row[0], stats_row[1], v.lo,
       v.hi);
-  // scratch: gdot, grad_sigma, G, trans_before, kept (S each), dout (S, O), dpre (S, Hd)
+  // scratch: gdot, grad_sigma, G, trans_before, kept (S each), dout (S, O), dpre (S, Hd),
+  // df (kGroup, C) for the direct scatter
   T* gdot = scratch.data();
   T* grad_sigma = gdot + S;
   T* G = grad_sigma + S;
@@ -322,6 +331,7 @@ void backward_ray(Ray<T>& ray, int64_t i, const Upstream<T>& up, const DecoderGr
   T* kept = trans_before + S;  // 1 for a kept interval
   T* dout = kept + S;          // (S, O), by row
   T* dpre = dout + S * O;      // (S, Hd), by row
+  T* df = dpre + S * Hd;       // (kGroup, C)
   auto interval = [&](int64_t k) {
     return composite::make_interval<T>(sigma[k], sigma[k + 1], ray.t[k], ray.t[k + 1]);
   };
@@ -383,8 +393,8 @@ void backward_ray(Ray<T>& ray, int64_t i, const Upstream<T>& up, const DecoderGr
     grad_sigma[k] += dx / T(2);
     grad_sigma[k + 1] += dx / T(2);
   }
-  // The scatter's points (NaN for samples no gradient reaches, which it skips).
-  for (int64_t j = 0; j < S; ++j) {
+  // The banded scatter's points (NaN for samples no gradient reaches, which it skips).
+  for (int64_t j = 0; grad_planes == nullptr && j < S; ++j) {
     T* pj = points + j * 3;
     const int64_t r = ray.row_of[j];
     for (int c = 0; c < 3; ++c) {
@@ -408,13 +418,24 @@ void backward_ray(Ray<T>& ray, int64_t i, const Upstream<T>& up, const DecoderGr
       prep[q] = ray.pre.data() + r * Hd;
       doutp[q] = dout_r;
       dprep[q] = dpre + r * Hd;
-      dfp[q] = grads + j * C;
+      dfp[q] = grad_planes != nullptr ? df + q * C : grads + j * C;
     }
     decoder_backward_input_n(count, v.w0, v.w1, prep, doutp, C, Hd, O, dprep, dfp);
+    if (grad_planes == nullptr) continue;
+    T* ray_planes = grad_planes + (v.Np == 1 ? 0 : i / v.R) * 3 * v.H * v.W * C;
+    for (int q = 0; q < count; ++q) {
+      scatter_channels(ray.taps[ray.samples[r0 + q]], dfp[q], v.H, v.W, C, ray_planes);
+    }
   }
   decoder::linear_backward_weight(ray.h.data(), dout, n_rows, Hd, O, g.w1t, g.b1);
   decoder::linear_backward_weight(ray.f.data(), dpre, n_rows, C, Hd, g.w0t, g.b0);
 }
+
+// Whether the backward scatters the planes' gradient directly, each thread into its own copy
+// of it (the first thread into the output), the copies added at the end: cheaper than the
+// banded scatter's pass over (rays x S x C) buffers, but (threads - 1) plane-sized copies, so
+// only while they fit in kDirectScatterBytes.
+constexpr int64_t kDirectScatterBytes = int64_t(64) << 20;
 
 template <typename T>
 void backward_kernel(const Problem& p, const View<T>& v, const Upstream<T>& up,
@@ -424,26 +445,44 @@ void backward_kernel(const Problem& p, const View<T>& v, const Upstream<T>& up,
   const int64_t sizes[4] = {C * Hd, Hd, Hd * O, O};
   const int64_t slot = sizes[0] + sizes[1] + sizes[2] + sizes[3];
   const auto opts = p.planes_cl.options();
-  at::Tensor points_buf = at::empty({N * rays_per_chunk * S * 3}, opts);
-  at::Tensor grads_buf = at::empty({N * rays_per_chunk * S * C}, opts);
+  const int threads = at::get_num_threads();
+  const bool direct = (threads - 1) * grad_planes_cl.numel() * int64_t(sizeof(T)) <=
+                      kDirectScatterBytes;
+  std::vector<at::Tensor> copies;  // the planes' gradient of threads 1, 2, ... (direct)
+  at::Tensor points_buf, grads_buf;  // one chunk's points and feature gradients (banded)
+  if (direct) {
+    for (int t = 1; t < threads; ++t) copies.push_back(at::zeros_like(grad_planes_cl));
+  } else {
+    points_buf = at::empty({N * rays_per_chunk * S * 3}, opts);
+    grads_buf = at::empty({N * rays_per_chunk * S * C}, opts);
+  }
   const std::vector<int64_t> order = ray_order(v);  // chunks of rays near each other
   for (int64_t r0 = 0; r0 < R; r0 += rays_per_chunk) {
     const int64_t Rc = std::min(rays_per_chunk, R - r0);
     const int64_t rays = N * Rc, blocks = (rays + kBlockRays - 1) / kBlockRays;
     std::vector<T> slots(blocks * slot, T(0));
-    T* points = points_buf.data_ptr<T>();
-    T* grads = grads_buf.data_ptr<T>();
+    T* points = direct ? nullptr : points_buf.data_ptr<T>();
+    T* grads = direct ? nullptr : grads_buf.data_ptr<T>();
     at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
       const cpu::FlushDenormals no_denormals;
+      T* grad_planes = nullptr;
+      if (direct) {
+        const int t = at::get_thread_num();
+        TORCH_CHECK(t >= 0 && t < threads, "render_triplane backward: thread ", t, " of ",
+                    threads);
+        grad_planes = (t == 0 ? grad_planes_cl : copies[t - 1]).data_ptr<T>();
+      }
       Ray<T> ray(v);
-      std::vector<T> scratch(S * (5 + O + Hd));
+      std::vector<T> scratch(S * (5 + O + Hd) + kGroup * C);
       for (int64_t b = begin; b < end; ++b) {
         T* s = slots.data() + b * slot;
         const DecoderGrads<T> g{s, s + sizes[0], s + sizes[0] + sizes[1],
                                 s + sizes[0] + sizes[1] + sizes[2]};
         for (int64_t q = b * kBlockRays; q < std::min(rays, (b + 1) * kBlockRays); ++q) {
           const int64_t n = q / Rc, r = order[r0 + q % Rc];
-          backward_ray(ray, n * R + r, up, g, points + q * S * 3, grads + q * S * C, scratch);
+          backward_ray(ray, n * R + r, up, g, grad_planes,
+                       direct ? nullptr : points + q * S * 3, direct ? nullptr : grads + q * S * C,
+                       scratch);
         }
       }
     });
@@ -455,11 +494,13 @@ void backward_kernel(const Problem& p, const View<T>& v, const Upstream<T>& up,
         for (int64_t e = 0; e < sizes[part]; ++e) totals[part][e] += s[off + e];
       }
     }
+    if (direct) continue;
     const at::Tensor chunk_points = points_buf.narrow(0, 0, rays * S * 3).view({N, Rc * S, 3});
     const at::Tensor chunk_grads = grads_buf.narrow(0, 0, rays * S * C).view({N, Rc * S, C});
     triplane::accumulate_planes_grad_cpu(chunk_grads, p.planes_cl, chunk_points, p.scale,
                                          triplane::Reduce::kMean, grad_planes_cl);
   }
+  for (const at::Tensor& copy : copies) grad_planes_cl.add_(copy);
 }
 
 }  // namespace
