@@ -26,10 +26,11 @@ import time
 from pathlib import Path
 
 from .api import METHODS, run
-from .evaluation import depth_consistency
+from .evaluation import depth_consistency, score_views
 from .losses import ImageLoss
 from .multilatent import AzimuthBlend
 from .outputs import write_reconstruction, write_turntable
+from .report import run_metrics, write_run_outputs
 from .target import load_target, load_video_target
 
 FAST = {"projection_steps": 20, "tuning_steps": 10, "frames": 6,
@@ -121,8 +122,8 @@ def main(argv=None) -> int:
         out = Path(args.out or "nerfgan-demo").resolve()
         held = metrics["held_out_views"]
         print(f"demo done in {metrics['timings']['total']:.0f} s: input-view PSNR "
-              f"{metrics['input_view']['mean_psnr']:.2f} dB, held-out views PSNR {held['mean_psnr']:.2f} dB, "
-              f"depth MAE {held['mean_depth_mae']:.4f}\noutputs in {out} (report.md, turntable, "
+              f"{metrics['input_view']['psnr']:.2f} dB, held-out views PSNR {held['psnr']:.2f} dB, "
+              f"depth MAE {held['depth_mae']:.4f}\noutputs in {out} (report.md, turntable, "
               f"novel_views.png, depth/, metrics.json)")
         return 0
     out = Path(args.out)
@@ -166,12 +167,18 @@ def main(argv=None) -> int:
     files["turntable"] = write_turntable(G, source, target.cameras[0], out, frames=frames).name
     result.timings["outputs"] = time.perf_counter() - t1
     result.save(out)
-    metrics = {"method": args.method, "perceptual": loss.perceptual_name, "input_view": result.metrics,
-               "timings": result.timings, "files": files, "views": len(target)}
-    if multi:
-        metrics["depth_consistency"] = depth_consistency(G, source, target.cameras, target.cameras)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    print(json.dumps({"out": str(out), "psnr": result.metrics.get("psnr"), "files": files}))
+    input_view = score_views(G, source, {"rgb": target.images}, target.cameras)
+    result.timings["total"] = time.perf_counter() - t0
+    metrics = run_metrics(
+        method=args.method, generator=str(args.checkpoint), views=len(target),
+        loss=loss.perceptual_name, input_view=input_view, optimisation=result.metrics,
+        depth_consistency=depth_consistency(G, source, target.cameras, target.cameras) if multi else None,
+        target={"images": [str(p) for p in args.image or []],
+                "video": None if args.video is None else str(args.video),
+                "camera": None if args.camera is None else str(args.camera)},
+        timings=result.timings, files=files)
+    write_run_outputs(out, metrics)
+    print(json.dumps({"out": str(out), "psnr": metrics["input_view"]["psnr"], "files": files}))
     return 0
 
 

@@ -14,7 +14,6 @@ views. Writes into ``out`` (default ``nerfgan-demo/``):
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -26,11 +25,12 @@ from .data.heads import render_head, sample_head, yaw_cameras
 from .evaluation import score_views
 from .losses import load_lpips, LPIPSWeightsMissing, loss_with_fallback
 from .outputs import to_uint8, write_reconstruction, write_turntable
+from .report import run_metrics, write_run_outputs
 from .target import Target
 
 DEMO_SEED = 4242           # the default generator trains on seeds 0 .. heads-1 (< 100)
 DEMO_EXPRESSION = 0.3
-INPUT_YAW, INPUT_PITCH = 20.0, 0.0   # degrees: a three-quarter-ish view, so both sides are tested
+INPUT_YAW, INPUT_ELEVATION = 20.0, 0.0   # degrees: a three-quarter-ish view, so both sides are tested
 NOVEL_YAWS = (-45.0, -30.0, -15.0, 0.0, 15.0, 30.0, 45.0)
 # NeRFInvertor on the small default generator: the published weights and terms, masked, with a
 # higher lr and a shorter EMA than the paper's 2e-5 / 0.999 (tuned for 1000 steps) for ~100 steps.
@@ -57,7 +57,7 @@ def run_demo(out="nerfgan-demo", *, fast: bool = False, checkpoint="default", pr
     G = load_generator(checkpoint)
     res = G.img_resolution
     head = sample_head(DEMO_SEED, expression=DEMO_EXPRESSION)
-    cam = yaw_cameras([INPUT_YAW], INPUT_PITCH)
+    cam = yaw_cameras([INPUT_YAW], INPUT_ELEVATION)
     truth_in = render_head(head, cam, res)
     target = Target(truth_in["rgb"], cam, masks=truth_in["mask"])
     iio.imwrite(out / "input.png", to_uint8(target.images[0]))
@@ -75,7 +75,7 @@ def run_demo(out="nerfgan-demo", *, fast: bool = False, checkpoint="default", pr
     t1 = time.perf_counter()
     files = write_reconstruction(G, result.ws, target, out)
     files["turntable"] = write_turntable(G, result.ws, cam[0], out, frames=plan["frames"]).name
-    novel = yaw_cameras(list(NOVEL_YAWS), INPUT_PITCH)
+    novel = yaw_cameras(list(NOVEL_YAWS), INPUT_ELEVATION)
     truth = render_head(head, novel, res)
     held_out = score_views(G, result.ws, truth, novel, lpips_metric)
     input_view = score_views(G, result.ws, truth_in, cam, lpips_metric)
@@ -96,48 +96,13 @@ def run_demo(out="nerfgan-demo", *, fast: bool = False, checkpoint="default", pr
     timings["outputs"] = time.perf_counter() - t1
     timings["total"] = time.perf_counter() - t0
 
-    def summary(s):
-        return {k: v for k, v in s.items() if k not in ("images", "depths")}
-    metrics = {
-        "method": "nerfinvertor (masked), W projection", "generator": str(checkpoint),
-        "target": {"head_seed": DEMO_SEED, "expression": DEMO_EXPRESSION, "input_yaw": INPUT_YAW,
-                   "input_pitch": INPUT_PITCH, "novel_yaws": list(NOVEL_YAWS)},
-        "loss": loss.perceptual_name, "loss_note": note,
-        "lpips_metric": "lpips-alex" if lpips_metric is not None else None,
-        "projection_input_psnr": result.metrics.get("projection_psnr"),
-        "input_view": summary(input_view), "held_out_views": summary(held_out),
-        "neighbor_alpha": result.metrics.get("neighbor_alpha"),
-        "schedule": plan, "timings": timings, "files": files,
-    }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    _write_report(out, metrics)
+    metrics = run_metrics(
+        method="nerfinvertor (masked), W projection", generator=str(checkpoint), views=1,
+        loss=loss.perceptual_name, loss_note=note, input_view=input_view, held_out_views=held_out,
+        optimisation={**result.metrics, "lpips_metric": "lpips-alex" if lpips_metric is not None else None},
+        target={"head_seed": DEMO_SEED, "expression": DEMO_EXPRESSION, "input_yaw": INPUT_YAW,
+                "input_elevation": INPUT_ELEVATION, "novel_yaws": list(NOVEL_YAWS),
+                "schedule": plan},
+        timings=timings, files=files)
+    write_run_outputs(out, metrics)
     return metrics
-
-
-def _write_report(out: Path, m: dict) -> None:
-    h, i = m["held_out_views"], m["input_view"]
-    cols = " | ".join(f"{y:+.0f}" for y in m["target"]["novel_yaws"])
-    line = lambda name, vals, fmt: f"| {name} | " + " | ".join(fmt.format(v) for v in vals) + " |"
-    lines = [
-        "# nerfgan-invert demo", "",
-        f"Target: procedural head seed {m['target']['head_seed']} (not a training head), expression "
-        f"{m['target']['expression']}, seen from one camera (yaw {m['target']['input_yaw']:+.0f} deg). "
-        f"Method: {m['method']} into the embedded default generator. Loss: {m['loss']}."
-        + (f" Note: {m['loss_note']}" if m["loss_note"] else ""), "",
-        "![input](input.png) ![reconstruction (target | render)](reconstruction.png)", "",
-        "Novel views (rows: ground truth, inversion, inverted depth; columns: yaw "
-        f"{m['target']['novel_yaws'][0]:+.0f} .. {m['target']['novel_yaws'][-1]:+.0f} deg):", "",
-        "![novel views](novel_views.png)", "",
-        f"Input view: PSNR {i['mean_psnr']:.2f} dB, SSIM {i['mean_ssim']:.3f}, depth MAE "
-        f"{i['mean_depth_mae']:.4f} (world units; the box is 1)"
-        + (f", LPIPS {i['mean_lpips']:.3f}" if "mean_lpips" in i else "") + ".", "",
-        f"| yaw (deg) | {cols} |", "|---" * (len(m["target"]["novel_yaws"]) + 1) + "|",
-        line("PSNR (dB)", h["psnr"], "{:.2f}"), line("SSIM", h["ssim"], "{:.3f}"),
-        line("depth MAE", h["depth_mae"], "{:.4f}"),
-    ]
-    if "lpips" in h:
-        lines.append(line("LPIPS", h["lpips"], "{:.3f}"))
-    lines += ["", f"Held-out mean: PSNR {h['mean_psnr']:.2f} dB, SSIM {h['mean_ssim']:.3f}, depth MAE "
-              f"{h['mean_depth_mae']:.4f}.", "",
-              "Timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in m["timings"].items()), ""]
-    (out / "report.md").write_text("\n".join(lines))

@@ -57,15 +57,17 @@ def score_views(G, source: LatentSource, truth: dict, cameras: torch.Tensor, per
                 synthesis_kwargs: dict | None = None) -> dict:
     """Metrics of G's renders against ground truth at ``cameras`` (V, 25).
 
-    truth: ``render_head`` output at the same cameras: 'rgb' (V, 3, H, W), 'depth' and 'mask'
-    (V, 1, H, W). perceptual: an LPIPS module (inputs in [-1, 1]) or None.
-    Returns {'psnr', 'ssim', 'depth_mae', ['lpips']}: lists per view, and their means under
+    truth: ``render_head`` output at the same cameras: 'rgb' (V, 3, H, W) and, for the depth
+    error, 'depth' and 'mask' (V, 1, H, W) (a photo target has only 'rgb'). perceptual: an LPIPS
+    module (inputs in [-1, 1]) or None.
+    Returns {'psnr', 'ssim', ['depth_mae'], ['lpips']}: lists per view, and their means under
     'mean_<name>'; plus 'images' and 'depths' (the renders)."""
     images, depths = render_views(G, source, cameras, synthesis_kwargs)
     gt = truth["rgb"].to(images)
     if gt.shape[-2:] != images.shape[-2:]:
         gt = F.interpolate(gt, size=images.shape[-2:], mode="area")
-    scores = {"psnr": [], "ssim": [], "depth_mae": []}
+    with_depth = "depth" in truth and "mask" in truth
+    scores = {"psnr": [], "ssim": [], **({"depth_mae": []} if with_depth else {})}
     if perceptual is not None:
         scores["lpips"] = []
     with torch.no_grad():
@@ -73,8 +75,9 @@ def score_views(G, source: LatentSource, truth: dict, cameras: torch.Tensor, per
             a, b = images[i:i + 1], gt[i:i + 1]
             scores["psnr"].append(psnr(a, b))
             scores["ssim"].append(float(ssim(a, b)))
-            scores["depth_mae"].append(depth_error(depths[i:i + 1], truth["depth"][i:i + 1].to(depths),
-                                                   truth["mask"][i:i + 1].to(depths)))
+            if with_depth:
+                scores["depth_mae"].append(depth_error(depths[i:i + 1], truth["depth"][i:i + 1].to(depths),
+                                                       truth["mask"][i:i + 1].to(depths)))
             if perceptual is not None:
                 scores["lpips"].append(float(perceptual(a, b).mean()))
     means = {f"mean_{k}": sum(v) / len(v) for k, v in scores.items()}

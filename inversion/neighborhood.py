@@ -1,4 +1,5 @@
-"""Neighbourhood latents, random cameras, and neighbourhood-batch rendering for NeRFInvertor's
+"""Neighbourhood latents, random cameras (``random_cameras``: NeRFInvertor's neighbour cameras,
+``cameras.neighbour_cameras``), and neighbourhood-batch rendering for NeRFInvertor's
 regularizers.
 
 ``neighborhood_batch`` queries K latents x V cameras' ray samples with the tuned generator G and
@@ -14,25 +15,13 @@ sums are kept for the backward.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from nerfgan_kernels import composite
-from nerfgan_kernels.render import camera_rays, look_at_camera
+from nerfgan_kernels.render import camera_rays
+from nerfgan_kernels.render.cameras import neighbour_cameras as random_cameras  # noqa: F401 (public name)
 
 from .protocol import point_query, ray_range
-
-# NeRFInvertor's camera distribution (EG3D look-at convention, radians).
-YAW_STD, PITCH_STD, CLAMP = 0.3, 0.155, 1.3
-
-
-def random_cameras(n: int, *, generator=None, intrinsics=None, radius: float = 2.7,
-                   lookat=(0.0, 0.0, 0.2), device=None) -> torch.Tensor:
-    """(n, 25) cameras with yaw ~ N(pi/2, 0.3), pitch ~ N(pi/2, 0.155), each clamped to pi/2 +- 1.3."""
-    h = (math.pi / 2 + YAW_STD * torch.randn(n, generator=generator)).clamp(math.pi / 2 - CLAMP, math.pi / 2 + CLAMP)
-    v = (math.pi / 2 + PITCH_STD * torch.randn(n, generator=generator)).clamp(math.pi / 2 - CLAMP, math.pi / 2 + CLAMP)
-    return look_at_camera(h, v, radius=radius, lookat=lookat, intrinsics=intrinsics).to(device)
 
 
 def neighbor_latents(G, w_pivot: torch.Tensor, c: torch.Tensor, k: int, alpha: float,

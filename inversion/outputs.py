@@ -3,13 +3,12 @@ imageio-ffmpeg, GIF fallback)."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from nerfgan_kernels.render import camera_angles, look_at_camera
+from nerfgan_kernels.render.cameras import FFHQ, Geometry, turntable_cameras
 
 from .evaluation import LatentSource, latent_for
 from .protocol import synthesize
@@ -35,21 +34,18 @@ def write_reconstruction(G, ws: LatentSource, target, folder: Path, synthesis_kw
     return {"reconstruction": "reconstruction.png", "depth": "depth.png"}
 
 
-def write_turntable(G, ws: LatentSource, camera: torch.Tensor, folder: Path, frames: int = 24, yaw_range: float = 0.6,
-                    synthesis_kwargs: dict | None = None, fps: int = 12) -> Path:
-    """Renders ``frames`` views swinging yaw by +-``yaw_range`` rad around the input camera's
-    direction (radius from the input camera) and writes turntable.mp4, or turntable.gif when
-    ffmpeg is unavailable. ws: a latent or a camera -> latent function (multi-latent results)."""
+def write_turntable(G, ws: LatentSource, camera: torch.Tensor, folder: Path, frames: int = 24,
+                    geometry: Geometry = FFHQ, synthesis_kwargs: dict | None = None,
+                    fps: int = 12) -> Path:
+    """Renders the ``frames`` views of ``cameras.turntable_cameras`` around the input camera (yaw
+    swinging by the geometry's turntable_yaw at the input's elevation) and writes turntable.mp4,
+    or turntable.gif when ffmpeg is unavailable. ws: a latent or a camera -> latent function
+    (multi-latent results)."""
     import imageio.v2 as imageio
-    c = camera.reshape(1, 25)
-    radius = float(c[0, [3, 7, 11]].norm())
-    yaw, elev = (math.radians(float(a)) for a in camera_angles(c))
     images = []
     with torch.no_grad():
-        for i in range(frames):
-            h = math.pi / 2 + yaw + yaw_range * math.sin(2 * math.pi * i / frames)
-            cam = look_at_camera(h, math.pi / 2 - elev, radius=radius, intrinsics=c[0, 16:].view(3, 3),
-                                 device=c.device)
+        for cam in turntable_cameras(camera, frames, geometry):
+            cam = cam[None]
             images.append(to_uint8(synthesize(G, latent_for(ws, cam), cam, **(synthesis_kwargs or {}))["image"][0]))
     try:
         path = folder / "turntable.mp4"

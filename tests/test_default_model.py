@@ -54,7 +54,8 @@ def test_demo_writes_every_output(tmp_path):
     assert (tmp_path / "turntable.mp4").exists() or (tmp_path / "turntable.gif").exists()
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     held = metrics["held_out_views"]
-    assert len(held["psnr"]) == len(metrics["target"]["novel_yaws"]) and np.isfinite(held["mean_psnr"])
+    assert len(held["per_view"]["psnr"]) == len(metrics["target"]["novel_yaws"]) and np.isfinite(held["psnr"])
+    assert metrics["schema"] == "nerfgan-invert/metrics" and metrics["version"] == 1
     assert metrics["target"]["head_seed"] >= 100  # not a training head
     report = (tmp_path / "report.md").read_text()
     assert "novel_views.png" in report and ("MSE + SSIM" in report) == (metrics["loss"] == "mse+ssim")

@@ -32,4 +32,6 @@ def test_cli_fast_runs_end_to_end(tmp_path, method):
         assert (run / name).exists(), name
     assert (run / "turntable.mp4").exists() or (run / "turntable.gif").exists()
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["perceptual"] == "mse+ssim" and np.isfinite(metrics["input_view"]["psnr"])
+    assert metrics["loss"] == "mse+ssim" and np.isfinite(metrics["input_view"]["psnr"])
+    assert metrics["schema"] == "nerfgan-invert/metrics" and metrics["version"] == 1
+    assert "reconstruction.png" in (run / "report.md").read_text()

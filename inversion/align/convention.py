@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import torch
 
-from nerfgan_kernels.render import look_at_camera
+from nerfgan_kernels.render.cameras import FFHQ, camera_from_angles as _camera_from_angles
 
 from .pose import Pose, canonical_mesh
 
@@ -54,9 +54,9 @@ _WORLD_UP = np.array([0.0, 1.0, 0.0])
 @dataclass(frozen=True)
 class Convention:
     """Camera model + where the canonical face mesh sits in the generator's world (see module)."""
-    focal: float = 4.2647
-    radius: float = 2.7
-    pivot: tuple = (0.0, 0.0, 0.2)
+    focal: float = FFHQ.focal
+    radius: float = FFHQ.radius
+    pivot: tuple = FFHQ.pivot
     world_per_cm: float = 0.027
     mesh_origin: tuple = (0.0, 0.024264, 0.048707)   # centroid (0, -0.676, 4.159) cm -> (0, .006, .161)
     mesh_rotation: tuple = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
@@ -183,11 +183,8 @@ def crop_corners(center, side: float, roll_degrees: float) -> np.ndarray:
 
 
 def camera_from_angles(yaw: float, elevation: float, convention: Convention | None = None) -> torch.Tensor:
-    """(25,) EG3D look-at label of the camera at ``yaw``, ``elevation`` (degrees, the project's
-    convention: of the camera position) on the convention's sphere, looking at its pivot."""
+    """(25,) EG3D look-at label of the camera at ``yaw``, ``elevation`` (degrees of the camera
+    position, ``cameras.camera_from_angles``) on the convention's sphere, looking at its pivot."""
     conv = convention or Convention()
-    phi = math.pi / 2 - math.radians(elevation)
-    v = math.pi * (1 - math.cos(phi)) / 2
-    h = math.pi / 2 + math.radians(yaw)
-    intr = torch.tensor([[conv.focal, 0.0, 0.5], [0.0, conv.focal, 0.5], [0.0, 0.0, 1.0]])
-    return look_at_camera(h, v, radius=conv.radius, lookat=conv.pivot, intrinsics=intr)[0]
+    return _camera_from_angles(yaw, elevation, radius=conv.radius, pivot=conv.pivot,
+                               focal=conv.focal)[0]

@@ -472,10 +472,10 @@ def downsample_depth(depth: torch.Tensor, mask: torch.Tensor, size) -> tuple[tor
     return depth, cover
 
 
-def yaw_cameras(yaws_degrees, pitch_degrees: float = 0.0) -> torch.Tensor:
-    """FFHQ look-at cameras (radius 2.7, pivot (0, 0, 0.2)) at the given yaws (degrees; positive
-    moves the camera toward +x) -> (len(yaws), 25). EG3D's h = pi/2 + yaw, v = pi/2 + pitch."""
-    from nerfgan_kernels.render import look_at_camera
+def yaw_cameras(yaws_degrees, elevation_degrees: float = 0.0) -> torch.Tensor:
+    """FFHQ look-at cameras (``cameras.FFHQ``) at the given yaws and one elevation (degrees of
+    the camera position; positive yaw moves the camera toward +x, positive elevation up) ->
+    (len(yaws), 25)."""
+    from nerfgan_kernels.render.cameras import camera_from_angles
     yaws = torch.as_tensor(yaws_degrees, dtype=torch.float32).reshape(-1)
-    return look_at_camera(math.pi / 2 + torch.deg2rad(yaws),
-                          torch.full_like(yaws, math.pi / 2 + math.radians(pitch_degrees)))
+    return camera_from_angles(yaws, torch.full_like(yaws, float(elevation_degrees)))

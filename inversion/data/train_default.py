@@ -56,6 +56,7 @@ from tqdm import tqdm
 
 from nerfgan_kernels.models import build_generator, save_generator
 from nerfgan_kernels.render import look_at_camera
+from nerfgan_kernels.render.cameras import FFHQ
 
 from .heads import downsample_depth, render_head, sample_head
 
@@ -73,7 +74,7 @@ DEFAULT_GENERATOR_KWARGS = {
         "density_reg": 0.25, "density_reg_p_dist": 0.004, "reg_type": "l1", "decoder_lr_mul": 1.0,
         "sr_antialias": True, "depth_resolution": 24, "depth_resolution_importance": 24,
         "ray_start": 2.25, "ray_end": 3.3, "box_warp": 1, "white_back": True,
-        "avg_camera_radius": 2.7, "avg_camera_pivot": [0, 0, 0.2],
+        "avg_camera_radius": FFHQ.radius, "avg_camera_pivot": list(FFHQ.pivot),
     },
 }
 
@@ -107,7 +108,7 @@ class TrainConfig:
     checkpoint_every: int = 200
     mapping_fit_steps: int = 2000    # post-hoc mapping fit at the end (``fit_mapping``)
     max_yaw: float = 50.0            # degrees
-    max_pitch: float = 20.0          # degrees
+    max_pitch: float = 20.0          # degrees of EG3D's v (an elevation of +-13.0), see item_cameras
     ema_half_life: float = 0.0       # steps; > 0 keeps an EMA of the weights and codes (shipped)
 
     def generator_kwargs(self) -> dict:
@@ -150,25 +151,30 @@ def training_items(cfg: TrainConfig) -> list[tuple[int, float]]:
 
 
 def item_cameras(index: int, cfg: TrainConfig) -> torch.Tensor:
-    """(views, 25) cameras of item ``index``: frontal first, then seeded random yaw/pitch."""
+    """(views, 25) cameras of item ``index``: frontal first, then seeded random views, drawn in
+    EG3D's parameters (``look_at_camera``): h = pi/2 + yaw and v = pi/2 + a v offset, both
+    uniform in +-max_yaw / +-max_pitch degrees. The v offset is not an elevation: +-20 degrees
+    of v is an elevation of -+13.0 degrees (``cameras.eg3d_to_angles``)."""
     r = random.Random(7_000_001 + index)
     yaw = [0.0] + [r.uniform(-cfg.max_yaw, cfg.max_yaw) for _ in range(cfg.views - 1)]
-    pitch = [0.0] + [r.uniform(-cfg.max_pitch, cfg.max_pitch) for _ in range(cfg.views - 1)]
+    v_offset = [0.0] + [r.uniform(-cfg.max_pitch, cfg.max_pitch) for _ in range(cfg.views - 1)]
     h = math.pi / 2 + torch.deg2rad(torch.tensor(yaw))
-    v = math.pi / 2 + torch.deg2rad(torch.tensor(pitch))
+    v = math.pi / 2 + torch.deg2rad(torch.tensor(v_offset))
     return look_at_camera(h, v)
 
 
-# Cameras (yaw, pitch degrees) at which the default generator is scored on its training heads: not
-# among any item's training views (``item_cameras`` draws them at random in +-max_yaw, +-max_pitch).
+# Cameras at which the default generator is scored on its training heads, not among any item's
+# training views (``item_cameras``), in ``item_cameras``' parameters: (yaw, v offset) in degrees.
+# A v offset of +-8 degrees is an elevation of -+5.1 degrees: the views are at yaw -40..40,
+# elevation -+5.1.
 HELD_OUT_VIEWS = ((-40.0, 8.0), (-25.0, -8.0), (-8.0, 8.0), (8.0, -8.0), (25.0, 8.0), (40.0, -8.0))
 
 
 def held_out_cameras() -> torch.Tensor:
     """(6, 25) cameras of ``HELD_OUT_VIEWS``."""
     yaw = torch.tensor([y for y, _ in HELD_OUT_VIEWS])
-    pitch = torch.tensor([p for _, p in HELD_OUT_VIEWS])
-    return look_at_camera(math.pi / 2 + torch.deg2rad(yaw), math.pi / 2 + torch.deg2rad(pitch))
+    v_offset = torch.tensor([p for _, p in HELD_OUT_VIEWS])
+    return look_at_camera(math.pi / 2 + torch.deg2rad(yaw), math.pi / 2 + torch.deg2rad(v_offset))
 
 
 def build_views(cfg: TrainConfig, img_res: int, progress: bool = True) -> dict:

@@ -1,9 +1,5 @@
-"""Cameras and rays with EG3D's conventions (shared docs/eg3d-reference.md sections 2 and 3).
-
-A camera is EG3D's 25-vector: the 4x4 cam2world matrix flattened row-major (OpenCV axes: +x right,
-+y down, +z forward; world y up), then the 3x3 intrinsics normalized by the image size, flattened
-row-major.
-"""
+"""Rays of EG3D cameras (the 25-vector labels of cameras.py): EG3D's ray sampler and the
+ray-box intersection of its renderer."""
 
 from __future__ import annotations
 
@@ -12,94 +8,7 @@ import math
 import torch
 
 from .. import _checks
-
-# FFHQ's data-set labels (fx = fy in units of the image width, centred principal point).
-FFHQ_FOCAL = 4.2647
-FFHQ_RADIUS = 2.7
-FFHQ_PIVOT = (0.0, 0.0, 0.2)
-
-
-def ffhq_intrinsics(device=None, dtype=torch.float32) -> torch.Tensor:
-    """(3, 3) normalized intrinsics of the FFHQ data-set labels: fx = fy = 4.2647, cx = cy = 0.5."""
-    return torch.tensor([[FFHQ_FOCAL, 0.0, 0.5], [0.0, FFHQ_FOCAL, 0.5], [0.0, 0.0, 1.0]],
-                        device=device, dtype=dtype)
-
-
-def fov_intrinsics(fov_degrees: float, device=None, dtype=torch.float32) -> torch.Tensor:
-    """(3, 3) intrinsics of EG3D's ``FOV_to_intrinsics`` (with its truncated constants 3.14159 and
-    1.414, so 18.837 degrees gives f = 4.2634, not the label value 4.2647)."""
-    focal = float(1 / (math.tan(fov_degrees * 3.14159 / 360) * 1.414))
-    return torch.tensor([[focal, 0.0, 0.5], [0.0, focal, 0.5], [0.0, 0.0, 1.0]],
-                        device=device, dtype=dtype)
-
-
-def _normalize(v: torch.Tensor) -> torch.Tensor:
-    return v / torch.norm(v, dim=-1, keepdim=True)  # EG3D's math_utils.normalize_vecs (no eps)
-
-
-def look_at_camera(h, v, radius: float = FFHQ_RADIUS, lookat=FFHQ_PIVOT, intrinsics=None,
-                   device=None) -> torch.Tensor:
-    """EG3D's ``LookAtPoseSampler.sample`` (without its random spread) as 25-vectors.
-
-    Args:
-        h: horizontal angle in radians (EG3D's ``horizontal_mean``; pi/2 is frontal, larger values
-            move the camera towards +x): a float or a (B,) tensor.
-        v: EG3D's vertical parameter (pi/2 is level, smaller values move the camera up); not an
-            angle: the polar angle is arccos(1 - 2 v / pi). Float or (B,) tensor; clamped to
-            [1e-5, pi - 1e-5] as EG3D does.
-        radius: distance of the camera from the **world origin** (not from ``lookat``).
-        lookat: point the camera looks at (3 floats or a (3,) tensor); FFHQ uses (0, 0, 0.2).
-        intrinsics: (3, 3) or (B, 3, 3) normalized intrinsics; default ``ffhq_intrinsics()``.
-
-    Returns:
-        c (B, 25) float32: flattened cam2world (columns right, down, forward, position) then the
-        flattened intrinsics.
-    """
-    h = torch.as_tensor(h, dtype=torch.float32, device=device).reshape(-1, 1)
-    v = torch.as_tensor(v, dtype=torch.float32, device=device).reshape(-1, 1)
-    if h.shape[0] != v.shape[0] and h.shape[0] != 1 and v.shape[0] != 1:
-        raise ValueError(f"h and v must have the same length (or one of them 1), got "
-                         f"{h.shape[0]} and {v.shape[0]}")
-    h, v = torch.broadcast_tensors(h, v)
-    device = h.device
-    v = torch.clamp(v, 1e-5, math.pi - 1e-5) / math.pi
-    theta, phi = h, torch.arccos(1 - 2 * v)
-    origins = torch.cat([radius * torch.sin(phi) * torch.cos(math.pi - theta),
-                         radius * torch.cos(phi),
-                         radius * torch.sin(phi) * torch.sin(math.pi - theta)], dim=-1)
-    lookat = torch.as_tensor(lookat, dtype=torch.float32, device=device).reshape(1, 3)
-    forward = _normalize(_normalize(lookat - origins))  # EG3D normalizes twice
-    up = torch.tensor([0.0, 1.0, 0.0], device=device).expand_as(forward)
-    right = -_normalize(torch.cross(up, forward, dim=-1))
-    up = _normalize(torch.cross(forward, right, dim=-1))
-    B = origins.shape[0]
-    rotation = torch.eye(4, device=device).repeat(B, 1, 1)
-    rotation[:, :3, :3] = torch.stack((right, up, forward), dim=-1)
-    translation = torch.eye(4, device=device).repeat(B, 1, 1)
-    translation[:, :3, 3] = origins
-    cam2world = (translation[:, :, :, None] * rotation[:, None, :, :]).sum(2)  # float32 under autocast
-    if intrinsics is None:
-        intrinsics = ffhq_intrinsics(device)
-    intrinsics = torch.as_tensor(intrinsics, dtype=torch.float32, device=device)
-    _checks.check_tensor(intrinsics, "intrinsics", "(3, 3) or (B, 3, 3)", sizes={-1: 3, -2: 3})
-    intrinsics = intrinsics.reshape(-1, 9).expand(B, 9)
-    return torch.cat([cam2world.reshape(B, 16), intrinsics], dim=1)
-
-
-def _check_cameras(c: torch.Tensor) -> None:
-    _checks.check_tensor(c, "c", "(N, 25)", dim=2, sizes={1: 25})
-    _checks.check_float(c, "c")
-
-
-def camera_angles(c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Yaw and elevation of the camera positions in degrees (the project's reporting convention).
-
-    c (N, 25) -> yaw (N,) = atan2(x, z), elevation (N,) = atan2(y, hypot(x, z)). A frontal FFHQ
-    camera at (0, 0, 2.7) has yaw 0 and elevation 0; EG3D's ``v`` is not this elevation.
-    """
-    _check_cameras(c)
-    x, y, z = c[:, 3], c[:, 7], c[:, 11]
-    return torch.rad2deg(torch.atan2(x, z)), torch.rad2deg(torch.atan2(y, torch.hypot(x, z)))
+from .cameras import check_cameras
 
 
 def rays_from_matrices(cam2world: torch.Tensor, intrinsics: torch.Tensor, resolution: int):
@@ -143,7 +52,7 @@ def rays_from_matrices(cam2world: torch.Tensor, intrinsics: torch.Tensor, resolu
 def camera_rays(c: torch.Tensor, resolution: int):
     """Rays of EG3D 25-vector cameras. c (N, 25) -> origins (N, R, 3), directions (N, R, 3),
     R = resolution**2, in EG3D's pixel order (see ``rays_from_matrices``)."""
-    _check_cameras(c)
+    check_cameras(c)
     N = c.shape[0]
     return rays_from_matrices(c[:, :16].reshape(N, 4, 4), c[:, 16:25].reshape(N, 3, 3), resolution)
 
