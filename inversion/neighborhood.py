@@ -20,6 +20,7 @@ import torch
 from nerfgan_kernels import composite
 from nerfgan_kernels.render import camera_rays
 from nerfgan_kernels.render.cameras import neighbour_cameras as random_cameras  # noqa: F401 (public name)
+from nerfgan_kernels.render.memory import NEIGHBOURHOOD_SAMPLE_BYTES
 
 from .protocol import point_query, ray_range
 
@@ -139,8 +140,7 @@ def neighborhood_batch(G, G0, ws: torch.Tensor, cameras: torch.Tensor, *, resolu
     given_fg = None
     if isinstance(masks, torch.Tensor):  # (1, V*R), broadcast over latents
         given_fg = (masks.reshape(1, V * R) > 0.5).to(depths.dtype).to(depths.device)
-    out_dim = 64  # per point and latent: features + sigma + compositing intermediates, float32
-    rays_per_chunk = max(1, int(max_memory_bytes // (K * S * out_dim * 4 * 2)))
+    rays_per_chunk = max(1, int(max_memory_bytes // (K * S * NEIGHBOURHOOD_SAMPLE_BYTES)))
     query_g = point_query(G, ws)
     with torch.no_grad():
         query_g0 = point_query(G0, ws)

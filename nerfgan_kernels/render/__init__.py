@@ -5,7 +5,11 @@
 - rays: ray generation, ray/box limits.
 - sampling: stratified depth samples.
 - decoder: EG3D's OSG decoder (tri-plane features -> colour features, raw density).
-- renderer: ``ImportanceRenderer`` (EG3D's interface), ``render_density``, ``sample_mixed``.
+- memory: the memory model (bytes per ray / point) and the chunk planner.
+- options: EG3D's rendering options, parsed once.
+- paths: the three computation paths ("fused", "kernels", "reference") and the fallbacks.
+- points: point queries ``sample_mixed`` (EG3D's ``run_model``) and ``render_density``.
+- renderer: ``ImportanceRenderer`` (EG3D's interface).
 - patch: swap the renderer into an existing EG3D generator object.
 """
 
@@ -16,8 +20,9 @@ from .cameras import (AFHQ, FFHQ, GEOMETRIES, SHAPENET_CARS, Geometry, angles_to
 from .decoder import OSGDecoder
 from .patch import Patch, patch_eg3d_generator
 from .rays import RaySampler, camera_rays, ray_box_intersect, rays_from_matrices
-from .renderer import (DEFAULT_MAX_MEMORY_BYTES, ImportanceRenderer, plan_chunks, ray_bytes,
-                       render_density, sample_mixed)
+from .memory import DEFAULT_MAX_MEMORY_BYTES, plan_chunks, ray_bytes
+from .points import render_density, sample_mixed
+from .renderer import ImportanceRenderer
 from .sampling import stratified_depths
 
 __all__ = [
