@@ -17,7 +17,6 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .data.heads import downsample_depth
 from .losses import psnr, ssim
 from .protocol import synthesize
 
@@ -28,6 +27,15 @@ EVAL_SYNTHESIS = {"deterministic": True}
 def latent_for(source: LatentSource, camera: torch.Tensor) -> torch.Tensor:
     """The ws (1, num_ws, w_dim) a latent source gives for one camera (1, 25)."""
     return source(camera) if callable(source) else source[:1]
+
+
+def downsample_depth(depth: torch.Tensor, mask: torch.Tensor, size) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ground truth at a lower resolution (e.g. a generator's depth map): depth and {0, 1} mask
+    (B, 1, H, W) -> (mean depth over the covered part of each pixel, coverage in [0, 1]), both
+    (B, 1, *size); uncovered pixels hold 0 depth."""
+    cover = torch.nn.functional.adaptive_avg_pool2d(mask, size)
+    depth = torch.nn.functional.adaptive_avg_pool2d(depth * mask, size) / cover.clamp(min=1e-6)
+    return depth, cover
 
 
 def depth_error(depth: torch.Tensor, gt_depth: torch.Tensor, gt_mask: torch.Tensor) -> float:

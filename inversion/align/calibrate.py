@@ -24,19 +24,13 @@ import json
 import numpy as np
 import torch
 
-from nerfgan_kernels.render.cameras import FFHQ
-
+from ..data.heads import PROCEDURAL_HEADS_ALIGNMENT
 from .convention import Convention, bias_terms, camera_from_angles
 from .pose import canonical_mesh, fit_pose, fitting_vertices
 
-# The result for the default generator's head family (2026-11-25: placement from seeds 0-5 at 256 px,
-# 54 renders; bias from 160 random views of seeds 0-19); the training script writes it into the
-# shipped generator's JSON as its ``alignment``.
-PROCEDURAL_HEADS = {"focal": FFHQ.focal, "radius": FFHQ.radius, "pivot": list(FFHQ.pivot), "world_per_cm": 0.022822,
-                    "mesh_origin": [-0.002001, -0.054651, 0.091386],
-                    "mesh_rotation": [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
-                    "yaw_bias": [4.0671, -0.1958], "elevation_bias": [4.6276, -8.1826, -1.7759, 6.4094],
-                    "name": "procedural-heads"}
+# The result for the default generator's head family (measured by this script; the data module
+# keeps it, the training script writes it into the shipped generator's JSON).
+PROCEDURAL_HEADS = PROCEDURAL_HEADS_ALIGNMENT
 
 
 def lift_landmarks(landmarks: np.ndarray, camera: torch.Tensor, depth: np.ndarray) -> np.ndarray:

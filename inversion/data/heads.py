@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from nerfgan_kernels.render import camera_rays, ray_box_intersect
+from nerfgan_kernels.render.cameras import FFHQ, camera_from_angles
 
 # Default background depth: EG3D FFHQ's ray_end (every head point is nearer than this from any
 # camera on the radius-2.7 sphere, since the head lies inside the box of half-side 0.5).
@@ -463,19 +464,21 @@ def render_head(params: HeadParams, camera, resolution: int = 128, background=1.
     return render_scene(HeadScene(params), camera, resolution, background, background_depth)
 
 
-def downsample_depth(depth: torch.Tensor, mask: torch.Tensor, size) -> tuple[torch.Tensor, torch.Tensor]:
-    """Ground truth at a lower resolution (e.g. a generator's depth map): depth and {0, 1} mask
-    (B, 1, H, W) -> (mean depth over the covered part of each pixel, coverage in [0, 1]), both
-    (B, 1, *size); uncovered pixels hold 0 depth."""
-    cover = torch.nn.functional.adaptive_avg_pool2d(mask, size)
-    depth = torch.nn.functional.adaptive_avg_pool2d(depth * mask, size) / cover.clamp(min=1e-6)
-    return depth, cover
-
-
 def yaw_cameras(yaws_degrees, elevation_degrees: float = 0.0) -> torch.Tensor:
     """FFHQ look-at cameras (``cameras.FFHQ``) at the given yaws and one elevation (degrees of
     the camera position; positive yaw moves the camera toward +x, positive elevation up) ->
     (len(yaws), 25)."""
-    from nerfgan_kernels.render.cameras import camera_from_angles
     yaws = torch.as_tensor(yaws_degrees, dtype=torch.float32).reshape(-1)
     return camera_from_angles(yaws, torch.full_like(yaws, float(elevation_degrees)))
+
+
+# The alignment convention of this head family (``inversion.align.convention``), measured by
+# ``python -m inversion.align.calibrate`` (2026-11-25: placement from seeds 0-5 at 256 px, 54
+# renders; bias from 160 random views of seeds 0-19); the default generator's training writes it
+# into the shipped generator's JSON as its ``alignment``.
+PROCEDURAL_HEADS_ALIGNMENT = {
+    "focal": FFHQ.focal, "radius": FFHQ.radius, "pivot": list(FFHQ.pivot), "world_per_cm": 0.022822,
+    "mesh_origin": [-0.002001, -0.054651, 0.091386],
+    "mesh_rotation": [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
+    "yaw_bias": [4.0671, -0.1958], "elevation_bias": [4.6276, -8.1826, -1.7759, 6.4094],
+    "name": "procedural-heads"}

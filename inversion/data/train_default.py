@@ -58,7 +58,8 @@ from nerfgan_kernels.models import build_generator, save_generator
 from nerfgan_kernels.render import look_at_camera
 from nerfgan_kernels.render.cameras import FFHQ
 
-from .heads import downsample_depth, render_head, sample_head
+from ..evaluation import downsample_depth
+from .heads import PROCEDURAL_HEADS_ALIGNMENT, render_head, sample_head
 
 DEFAULT_GENERATOR_KWARGS = {
     "class_name": "training.triplane.TriPlaneGenerator",
@@ -392,9 +393,8 @@ class Trainer:
         }
         G.eval()
         # float16 storage halves the shipped file; the model runs in float32 after loading.
-        from inversion.align.calibrate import PROCEDURAL_HEADS
         return save_generator(G, self.out_dir / "generator.safetensors",
-                              extra={"training": summary, "alignment": PROCEDURAL_HEADS}, dtype=torch.float16)
+                              extra={"training": summary, "alignment": PROCEDURAL_HEADS_ALIGNMENT}, dtype=torch.float16)
 
 
 def fit_mapping(G, z: torch.Tensor, codes: torch.Tensor, steps: int = 2000, lr: float = 1.0) -> float:
