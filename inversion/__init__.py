@@ -1,4 +1,4 @@
-"""Inversion of NeRF-GANs on the generator protocol of design.md: W / W+ projection, PTI,
+"""Inversion of NeRF-GANs on the generator protocol of docs/design.md: W / W+ projection, PTI,
 NeRFInvertor, multi-view, multi-latent and incremental inversion, with shared targets, losses, an
 optimization loop, results and ground-truth evaluation.
 

@@ -94,7 +94,7 @@ def score_views(G, source: LatentSource, truth: dict, cameras: torch.Tensor, per
 
 def depth_consistency(G, source: LatentSource, frame_cameras: torch.Tensor, eval_cameras: torch.Tensor,
                       synthesis_kwargs: dict | None = None) -> float:
-    """The multi-latent paper's depth consistency (algorithms.md section 5; lower is better): for
+    """The multi-latent paper's depth consistency (docs/algorithms.md section 5; lower is better): for
     every evaluation camera j (eval_cameras (J, 25)), render depth from the latent the source gives
     at each evaluation frame i (frame_cameras (F, 25)); take the per-pixel standard deviation
     across i and return its mean over pixels and cameras. 0 for a single-latent source."""

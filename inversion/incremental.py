@@ -1,4 +1,4 @@
-"""Incremental inversion over a frame stream (algorithms.md section 6, InvertAvatar's structure,
+"""Incremental inversion over a frame stream (docs/algorithms.md section 6, InvertAvatar's structure,
 optimization-based).
 
 ``Session(G)`` keeps a running state: a W+ latent aggregate with a per-layer confidence, and the

@@ -68,7 +68,7 @@ class ImageLoss(torch.nn.Module):
     (B, 3, H, W) in [-1, 1].
 
     Args:
-        perceptual: "lpips-vgg" (default, optimization loss of design.md), "lpips-alex" (PTI's
+        perceptual: "lpips-vgg" (default, optimization loss of docs/design.md), "lpips-alex" (PTI's
             early-stop metric), "mse+ssim" (fallback without ImageNet weights: P = 1 - SSIM), "none",
             or an ``nn.Module`` mapping two image batches to distances (e.g. ``LPIPS(pnet_rand=True)``).
         perceptual_resolution: images larger than this are area-downsampled before P (256, as the

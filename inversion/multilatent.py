@@ -1,4 +1,4 @@
-"""Multi-view and multi-latent inversion (algorithms.md sections 4 and 5).
+"""Multi-view and multi-latent inversion (docs/algorithms.md sections 4 and 5).
 
 Multi-view: one latent (W+) for N views (``project`` with several views, per-view weights and the
 w_avg regularizer), optionally followed by a PTI or NeRFInvertor stage on all views.
@@ -94,7 +94,7 @@ def multiview_inversion(G, target: Target, *, mode: str = "wplus", steps: int = 
                         loss: ImageLoss | None = None, view_weights=None, w_avg_weight: float = 1.0,
                         synthesis_kwargs: dict | None = None, loop: LoopConfig | None = None,
                         seed: int = 0, **project_options) -> Result:
-    """One latent for all of ``target``'s views (algorithms.md section 4): W+ (``mode``) from w_avg,
+    """One latent for all of ``target``'s views (docs/algorithms.md section 4): W+ (``mode``) from w_avg,
     peak lr 0.1 with the projector schedule, 0.1 x MSE + perceptual per view (``view_weights``),
     + w_avg_weight x mean((w - w_avg)^2); other keywords go to ``project``.
     Returns Result('multiview', ws (1, num_ws, w_dim), ...)."""

@@ -106,14 +106,14 @@ def neighborhood_batch(G, G0, ws: torch.Tensor, cameras: torch.Tensor, *, resolu
     ray, foreground where the frozen G0's accumulated opacity > ``mask_threshold`` (computed in the
     same G0 pass, at no extra cost). With a mask the explicit terms are averaged over foreground
     rays only, and 'background_opacity' is G's mean opacity on the background rays (the masked
-    term of algorithms.md section 3: EG3D has no background layer).
+    term of docs/algorithms.md section 3: EG3D has no background layer).
 
     Returns scalar tensors (differentiable w.r.t. G): 'weighted_colour' mean L1 of weight x rgb per
     sample, 'density' mean L1 of raw sigma, 'depth' mean L1 of depth, 'background_opacity' (0
     without masks); plus 'chunks', the number of chunks (= calls to each generator's point query),
     and 'foreground_fraction' (float).
 
-    sample_source: "generator" (algorithms.md: the tuned G's coarse + importance depths, per latent,
+    sample_source: "generator" (docs/algorithms.md: the tuned G's coarse + importance depths, per latent,
     where ``generator_ray_samples`` supports G; stratified otherwise) or "stratified"
     (``n_samples`` jittered depths shared by all latents: one broadcast point set).
     """

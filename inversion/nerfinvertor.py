@@ -1,4 +1,4 @@
-"""NeRFInvertor's fine-tuning stage on EG3D-like generators (algorithms.md section 3).
+"""NeRFInvertor's fine-tuning stage on EG3D-like generators (docs/algorithms.md section 3).
 
 Each step: reconstruction at the input camera with w* (MSE x 1 + perceptual x 1), and for K
 neighbour latents w_n = w* + alpha (w_rand - w*)/||.|| at V random cameras:
@@ -6,7 +6,7 @@ explicit geometric regularization (L1 of per-sample weight x rgb, G vs frozen G0
 points; optional raw-density and depth L1), implicit regularization (MSE + perceptual between G and
 G0 neighbour images), and the masked term: accumulated opacity of G on the input view's
 background rays (target mask, or G0's opacity at w* when ``masked`` and no mask is given).
-``masked=True`` also gives the masked variants of both regularizers (algorithms.md 3.5; EG3D has
+``masked=True`` also gives the masked variants of both regularizers (docs/algorithms.md 3.5; EG3D has
 no background layer, so the masks of the neighbour views come from the frozen G0's opacity):
 the explicit terms are restricted to G0's foreground rays, G's opacity on G0's background rays is
 penalized (x mask_weight), and the implicit term compares only G0's foreground pixels.

@@ -52,7 +52,7 @@ def project(G, target: Target, *, mode: str = "w", steps: int = 500, lr: float =
     loss: an ``ImageLoss``; built from mse_weight / perceptual_weight / perceptual when None.
     optimize_noise: also optimize G's constant noise buffers (changed buffers go to the delta).
     synthesis_kwargs: passed to ``G.synthesis`` (e.g. ``{"deterministic": True}``).
-    Several target views (multi-view inversion, algorithms.md section 4): one latent for all;
+    Several target views (multi-view inversion, docs/algorithms.md section 4): one latent for all;
     view_weights (B,) scale each view's loss (None: equal; the loss is their weighted mean);
     w_avg_weight: + weight x mean((w - w_avg)^2) (the multi-view paper uses 1.0; 0 by default).
     loop: checkpointing / progress settings (its ``steps`` is replaced by ``steps``).

@@ -1,4 +1,4 @@
-"""The few generator capabilities the methods use beyond design.md's protocol, each with a
+"""The few generator capabilities the methods use beyond docs/design.md's protocol, each with a
 fallback on the protocol itself, so any generator that implements the protocol runs.
 
 - ``point_query(G, ws)``: a function (coords (K, M, 3), dirs (K, M, 3)) -> {'rgb', 'sigma'} for

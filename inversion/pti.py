@@ -1,4 +1,4 @@
-"""PTI: pivotal tuning of the generator around the projected pivot w* (algorithms.md section 2).
+"""PTI: pivotal tuning of the generator around the projected pivot w* (docs/algorithms.md section 2).
 
 Adam lr 3e-4, at most 350 steps, MSE x 1 + LPIPS x 1, early stop when the perceptual distance
 falls to 0.06 (a threshold set with LPIPS-AlexNet), optional locality regularization at a random

@@ -1,6 +1,6 @@
 """Inversion targets: images in [-1, 1], their EG3D 25-d cameras, optional foreground masks.
 
-Camera files (design.md "File formats"): a single image's ``{"label": [25 floats]}`` or EG3D's
+Camera files (docs/design.md "File formats"): a single image's ``{"label": [25 floats]}`` or EG3D's
 ``dataset.json`` ``{"labels": [["img00.png", [25 floats]], ...]}``.
 """
 

@@ -1,6 +1,6 @@
 """A tiny generator for tests and examples, deliberately unlike EG3D: no tri-planes, no
 super-resolution; an MLP radiance field conditioned on w, rendered by the ``composite`` op.
-It implements the protocol of design.md, so the inversion methods run on it unchanged."""
+It implements the protocol of docs/design.md, so the inversion methods run on it unchanged."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 // Per-interval math of the ray marcher (EG3D's MipRayMarcher2, softplus clamp mode), shared by
-// the CPU and CUDA composite kernels. See shared docs/eg3d-reference.md section 7.
+// the CPU and CUDA composite kernels. See docs/eg3d.md section 7.
 //
 // For samples k and k+1 of a ray (k = 0 .. S-2):
 //   delta = t[k+1] - t[k]

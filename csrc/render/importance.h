@@ -1,5 +1,5 @@
 // sample_pdf and merge_samples: EG3D's importance sampling and the per-ray merge of the coarse
-// and fine sample lists (shared docs/eg3d-reference.md 4.2 and 4.3).
+// and fine sample lists (docs/eg3d.md 4.2 and 4.3).
 //
 //   sample_pdf: depths_coarse (N, R, D, 1) sorted per ray, D >= 4; weights_coarse (N, R, D-1, 1);
 //     u (n,) shared by every ray, (N*R, n) rows batch-major then ray, or (N, R, n)

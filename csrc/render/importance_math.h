@@ -1,6 +1,6 @@
 // Per-ray math of importance sampling and sample merging, shared by the CPU and CUDA kernels.
 //
-// sample_pdf (EG3D's sample_importance + sample_pdf, see shared docs/eg3d-reference.md 4.2), for
+// sample_pdf (EG3D's sample_importance + sample_pdf, see docs/eg3d.md 4.2), for
 // one ray with coarse depths z (D values, sorted) and coarse march weights w (D - 1 values):
 //   m_k = max(w_{k-1}, w_k)          max-pool, window 2, stride 1, padding 1 (D values)
 //   a_k = (m_k + m_{k+1}) / 2 + 0.01  avg-pool, window 2, stride 1 (D - 1 values)

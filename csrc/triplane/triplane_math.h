@@ -1,6 +1,6 @@
 // Per-point math of tri-plane sampling, shared by the CPU and CUDA kernels.
 //
-// Semantics (EG3D's sample_from_planes, see shared docs/eg3d-reference.md section 5):
+// Semantics (EG3D's sample_from_planes, see docs/eg3d.md section 5):
 //   point p = (x, y, z) is scaled by 2 / box_warp and projected onto three planes:
 //     plane 0: (u, v) = (x, y);  plane 1: (u, v) = (x, z);  plane 2: (u, v) = (z, x)  [EG3D quirk]
 //   u indexes the width axis and v the height axis; bilinear interpolation with

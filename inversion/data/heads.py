@@ -4,7 +4,7 @@ Each head is an analytic signed-distance shape (cranium, face, jaw, nose, ears, 
 hair, neck, a mouth whose opening and smile follow ``expression``; optionally glasses and a hat,
 which lie outside the training family) coloured by a position-dependent albedo, so every view of a
 head is consistent. ``render_head`` sphere-traces it from any EG3D camera (25-vector) and returns
-RGB, depth and a foreground mask with EG3D's conventions (shared docs/eg3d-reference.md sections
+RGB, depth and a foreground mask with EG3D's conventions (docs/eg3d.md sections
 2-3): world y up, the face looks toward +z (the frontal camera ``look_at_camera(pi/2, pi/2)`` sits
 at (0, 0, 2.7) looking at (0, 0, 0.2)), and every head lies inside the generator's box
 [-0.5, 0.5]^3 (box_warp 1).

@@ -1,6 +1,6 @@
 """Safe reader for EG3D network pickles (``*.pkl`` snapshots): tensors and constructor kwargs
 only, through a restricted unpickler that resolves an allow-list of globals and never executes the
-Python source that EG3D's ``persistence`` module embeds (eg3d-reference.md section 13).
+Python source that EG3D's ``persistence`` module embeds (docs/eg3d.md section 13).
 """
 
 from __future__ import annotations

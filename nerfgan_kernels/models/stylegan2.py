@@ -1,7 +1,7 @@
 """StyleGAN2 layers as EG3D uses them (mapping network, modulated convolutions, FIR resampling,
 the "skip" synthesis network), in plain PyTorch with EG3D's parameter names.
 
-Semantics: shared docs/eg3d-reference.md sections 8-9 (and StyleGAN2-ADA's conv2d_resample /
+Semantics: docs/eg3d.md sections 8-9 (and StyleGAN2-ADA's conv2d_resample /
 upfirdn2d / bias_act conventions). Only float32 is used here; EG3D's fp16 paths change rounding only.
 """
 

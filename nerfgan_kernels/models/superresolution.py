@@ -1,4 +1,4 @@
-"""EG3D's three super-resolution modules (eg3d-reference.md section 10), EG3D parameter names.
+"""EG3D's three super-resolution modules (docs/eg3d.md section 10), EG3D parameter names.
 
 All take (rgb (B, 3, h, h), features (B, 32, h, h), ws (B, num_ws, 512)) and use only the last w,
 repeated 3 times. Their input is resized (bilinear, antialias as configured) to the module's input

@@ -1,7 +1,7 @@
 """EG3D's TriPlaneGenerator on this package's kernels: mapping -> StyleGAN2 backbone -> tri-planes ->
 importance renderer (our kernels) -> super-resolution. State-dict keys and shapes equal EG3D's.
 
-It also implements the generator protocol of design.md that the inversion methods use.
+It also implements the generator protocol of docs/design.md that the inversion methods use.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class TriPlaneGenerator(nn.Module):
     and the backbone's ``channel_base``, ``channel_max``, ``num_fp16_res``, ``conv_clamp``,
     ``fused_modconv_default``), so an EG3D pickle's init kwargs construct it directly.
     ``neural_rendering_resolution`` is a plain attribute, as in EG3D (default 64).
-    ``aliased_image_raw=True`` returns EG3D's aliased ``image_raw`` (eg3d-reference.md section 10);
+    ``aliased_image_raw=True`` returns EG3D's aliased ``image_raw`` (docs/eg3d.md section 10);
     the default is the clean composite.
     """
 
@@ -145,7 +145,7 @@ class TriPlaneGenerator(nn.Module):
 
     def sample(self, coords, dirs, ws_or_z, c=None, truncation_psi: float = 1, truncation_cutoff=None,
                **kw) -> dict:
-        """Query the volume at coords (B, M, 3): ``ws`` (B, num_ws, w_dim) as in design.md, or
+        """Query the volume at coords (B, M, 3): ``ws`` (B, num_ws, w_dim) as in docs/design.md, or
         EG3D's ``z`` (B, z_dim) with its conditioning camera ``c`` (B, 25), mapped first.
         -> {'rgb': (B, M, 32), 'sigma': (B, M, 1)}."""
         if ws_or_z.dim() == 2:

@@ -1,6 +1,6 @@
 """Pure-PyTorch reference implementations of the ops, with the same signatures.
 
-They are written from EG3D's semantics (shared docs/eg3d-reference.md) with plain torch ops, and
+They are written from EG3D's semantics (docs/eg3d.md) with plain torch ops, and
 are what the kernels are tested against and what the package falls back to without the extension.
 """
 

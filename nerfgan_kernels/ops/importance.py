@@ -60,7 +60,7 @@ def sample_pdf(depths_coarse: torch.Tensor, weights_coarse: torch.Tensor, n: int
         (N, R, n, 1) fine depths, **not sorted** (EG3D's order), detached: this op is forward
         only (EG3D computes it under no_grad), no gradient flows to its inputs.
 
-    Semantics (shared docs/eg3d-reference.md 4.2): weights smoothed by a max-pool (window 2,
+    Semantics (docs/eg3d.md 4.2): weights smoothed by a max-pool (window 2,
     padding 1) and an avg-pool (window 2), + 0.01; bins are the midpoints of the coarse depths; the
     pdf is the interior D-3 smoothed weights + 1e-5, normalized; CDF with a leading 0; u is placed
     with searchsorted(right=True) and linear interpolation between bins (EG3D's off-by-one kept:

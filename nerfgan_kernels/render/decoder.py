@@ -1,5 +1,5 @@
 """EG3D's OSG decoder: the small MLP from tri-plane features to colour features and density
-(shared docs/eg3d-reference.md section 6), with EG3D's parameter names."""
+(docs/eg3d.md section 6), with EG3D's parameter names."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""EG3D's importance renderer on this package's kernels (shared docs/eg3d-reference.md sections 4-7).
+"""EG3D's importance renderer on this package's kernels (docs/eg3d.md sections 4-7).
 
 ``ImportanceRenderer`` has EG3D's interface, ``forward(planes, decoder, ray_origins,
 ray_directions, rendering_options) -> (rgb, depth, weights_sum)``, so EG3D-derived code can swap it
