@@ -21,7 +21,7 @@ import pytest
 import torch
 
 import inversion
-from inversion.testing import MLPRadianceGenerator
+from mlp_generator import MLPRadianceGenerator
 from nerfgan_kernels.render import look_at_camera
 
 RECORD = Path(__file__).parent / "fixtures" / "golden_runs.json"

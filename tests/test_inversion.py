@@ -11,7 +11,7 @@ import torch
 import inversion
 from inversion.losses import ImageLoss, LPIPSWeightsMissing, backbone_weights_path, load_lpips
 from inversion.neighborhood import neighborhood_batch
-from inversion.testing import MLPRadianceGenerator
+from mlp_generator import MLPRadianceGenerator
 from nerfgan_kernels.render import look_at_camera
 
 MSE_ONLY = dict(mse_weight=1.0, perceptual_weight=0.0, perceptual="none")

@@ -15,7 +15,7 @@ import torch
 import inversion
 from inversion.losses import ImageLoss, psnr
 from inversion.neighborhood import neighbor_latents, neighborhood_batch
-from inversion.testing import MLPRadianceGenerator
+from mlp_generator import MLPRadianceGenerator
 from nerfgan_kernels.models import build_generator
 from nerfgan_kernels.render import look_at_camera
 

@@ -15,7 +15,7 @@ import inversion
 from inversion.evaluation import depth_consistency
 from inversion.incremental import Session
 from inversion.multilatent import AzimuthBlend, multilatent_inversion, multiview_inversion, split_frames
-from inversion.testing import MLPRadianceGenerator
+from mlp_generator import MLPRadianceGenerator
 from nerfgan_kernels.render import look_at_camera
 
 MSE = inversion.ImageLoss(1.0, 0.0, "none")

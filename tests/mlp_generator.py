@@ -1,6 +1,7 @@
 """A tiny generator for tests and examples, deliberately unlike EG3D: no tri-planes, no
 super-resolution; an MLP radiance field conditioned on w, rendered by the ``composite`` op.
-It implements the protocol of docs/design.md, so the inversion methods run on it unchanged."""
+It implements the generator protocol of docs/design.md, so the inversion methods run on it
+unchanged (the adapter example for a generator that is not a tri-plane one)."""
 
 from __future__ import annotations
 
