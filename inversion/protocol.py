@@ -6,12 +6,10 @@ fallback on the protocol itself, so any generator that implements the protocol r
   ``decoder``) compute the planes once and reuse them for every chunk; others call
   ``G.sample_mixed`` per chunk.
 - ``noise_buffers(G)``: the StyleGAN-style constant noise inputs (names containing 'noise_const').
-- ``synthesize(G, ws, c, **kw)``: ``G.synthesis`` (extra keywords only where accepted).
+- ``synthesize(G, ws, c, **kw)``: ``G.synthesis`` with keyword options.
 """
 
 from __future__ import annotations
-
-import inspect
 
 import torch
 
@@ -51,10 +49,9 @@ def ray_range(generator) -> tuple[float, float]:
 
 
 def synthesize(generator, ws: torch.Tensor, c: torch.Tensor, **kwargs) -> dict:
-    """``generator.synthesis(ws, c, **kwargs)`` passing only the keywords its signature takes."""
-    params = inspect.signature(generator.synthesis).parameters
-    if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
-        kwargs = {k: v for k, v in kwargs.items() if k in params}
+    """``generator.synthesis(ws, c, **kwargs)``: the protocol's synthesis takes keyword options
+    (``noise_mode``, ``deterministic``, ``render_overrides``) and ignores those it does not know
+    (EG3D's own ``synthesis`` takes ``**synthesis_kwargs`` too)."""
     return generator.synthesis(ws, c, **kwargs)
 
 
