@@ -249,6 +249,16 @@ def test_known_densities_change_nothing_and_return_densities_are_the_decoders(ma
         render_triplane(planes, decoder, o, d, depths, known_densities=known[:, :5])
 
 
+def with_threads(n, fn, *args, **kw):
+    """fn(*args, **kw) with torch's CPU thread count set to n (restored after)."""
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(n)
+        return fn(*args, **kw)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_ray_order_and_thread_count_change_nothing():
     """The CPU kernels visit the rays in their own (Morton) order and split them among threads:
     permuted rays give the permuted outputs bit for bit, and the outputs and decoder gradients
@@ -258,16 +268,10 @@ def test_ray_order_and_thread_count_change_nothing():
     decoder = make_decoder(6, 9, 4, dt, density_bias=-1.0)
     o, d, t = make_rays(1, 301, 1, 13, dt)
     perm = torch.randperm(301, generator=torch.Generator().manual_seed(5))
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        out1, grads1 = run(render_triplane, planes, decoder, o, d, t)
-        torch.set_num_threads(2)
-        out2, grads2 = run(render_triplane, planes, decoder, o, d, t)
-        with torch.no_grad():
-            permuted = render_triplane(planes, decoder, o[:, perm], d[:, perm], t[:, perm])
-    finally:
-        torch.set_num_threads(threads)
+    out1, grads1 = with_threads(1, run, render_triplane, planes, decoder, o, d, t)
+    out2, grads2 = with_threads(2, run, render_triplane, planes, decoder, o, d, t)
+    with torch.no_grad():
+        permuted = with_threads(2, render_triplane, planes, decoder, o[:, perm], d[:, perm], t[:, perm])
     for a, b in zip(out1, out2):
         assert torch.equal(a, b)
     for a, b in zip(grads1[1:], grads2[1:]):
@@ -286,14 +290,8 @@ def test_banded_scatter_equals_direct_scatter():
     planes = make_planes(2, 32, 256, 256, dt)
     decoder = make_decoder(32, 16, 5, dt, density_bias=-1.0)
     o, d, t = make_rays(2, 150, 1, 13, dt)
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(2)
-        out_direct, grads_direct = run(render_triplane, planes, decoder, o, d, t)
-        torch.set_num_threads(4)
-        out_banded, grads_banded = run(render_triplane, planes, decoder, o, d, t)
-    finally:
-        torch.set_num_threads(threads)
+    out_direct, grads_direct = with_threads(2, run, render_triplane, planes, decoder, o, d, t)
+    out_banded, grads_banded = with_threads(4, run, render_triplane, planes, decoder, o, d, t)
     for a, b in zip(out_direct, out_banded):
         assert torch.equal(a, b)
     for a, b in zip(grads_direct[1:], grads_banded[1:]):
