@@ -13,7 +13,8 @@ from .losses import ImageLoss, LPIPSWeightsMissing, load_lpips, psnr, ssim
 from .multilatent import AzimuthBlend, multilatent_inversion, multiview_inversion
 from .nerfinvertor import nerfinvertor_tuning
 from .neighborhood import calibrate_radius, neighbor_latents, neighborhood_batch, random_cameras
-from .projection import evaluate, project
+from .evaluation import evaluate
+from .projection import project
 from .pti import pivotal_tuning
 from .result import Result
 from .target import Target, load_camera, load_image, load_target

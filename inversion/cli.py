@@ -131,7 +131,7 @@ def main(argv=None) -> int:
     from nerfgan_kernels.models import load_generator
     t0 = time.perf_counter()
     G = load_generator(args.checkpoint, device=args.device)
-    resolution = getattr(G, "img_resolution", None)
+    resolution = G.img_resolution
     if args.video is not None:
         target = load_video_target(args.video, args.camera, args.video_frames, resolution).to(args.device)
     else:

@@ -17,11 +17,27 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .losses import psnr, ssim
-from .protocol import synthesize
+from .losses import ImageLoss, psnr, ssim
+from .target import Target
 
 LatentSource = torch.Tensor | Callable[[torch.Tensor], torch.Tensor]
 EVAL_SYNTHESIS = {"deterministic": True}
+
+
+def evaluate(G, ws: torch.Tensor, target: Target, loss: ImageLoss | None = None,
+             synthesis_kwargs: dict | None = None) -> dict:
+    """Input-view metrics: psnr (dB, [-1, 1] images), mse, and the loss's perceptual distance."""
+    with torch.no_grad():
+        cams = target.cameras
+        out = G.synthesis(ws.expand(len(cams), -1, -1), cams, **(synthesis_kwargs or {}))["image"]
+        images = target.images
+        if images.shape[-2:] != out.shape[-2:]:
+            images = F.interpolate(images, size=out.shape[-2:], mode="area")
+        metrics = {"psnr": psnr(out, images), "mse": F.mse_loss(out, images).item()}
+        if loss is not None and loss.perceptual_weight:
+            metrics["perceptual"] = float(loss.perceptual_distance(out, images))
+            metrics["perceptual_name"] = loss.perceptual_name
+    return metrics
 
 
 def latent_for(source: LatentSource, camera: torch.Tensor) -> torch.Tensor:
@@ -55,7 +71,7 @@ def render_views(G, source: LatentSource, cameras: torch.Tensor, synthesis_kwarg
     images, depths = [], []
     with torch.no_grad():
         for c in cameras.split(1):
-            out = synthesize(G, latent_for(source, c), c, **(synthesis_kwargs or EVAL_SYNTHESIS))
+            out = G.synthesis(latent_for(source, c), c, **(synthesis_kwargs or EVAL_SYNTHESIS))
             images.append(out["image"])
             depths.append(out["image_depth"])
     return torch.cat(images), torch.cat(depths)
@@ -102,7 +118,7 @@ def depth_consistency(G, source: LatentSource, frame_cameras: torch.Tensor, eval
     stds = []
     with torch.no_grad():
         for c in eval_cameras.split(1):
-            depth = synthesize(G, latents, c.expand(len(latents), -1),
+            depth = G.synthesis(latents, c.expand(len(latents), -1),
                                **(synthesis_kwargs or EVAL_SYNTHESIS))["image_depth"]
             stds.append(depth.std(0, unbiased=False).mean())
     return float(torch.stack(stds).mean())

@@ -21,14 +21,16 @@ resume a session (frames included).
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import torch
 
-from .loop import LoopConfig, run_loop
+from .loop import LoopConfig, atomic_save, run_loop
 from .losses import ImageLoss
 from .projection import project
-from .protocol import synthesize, trainable_parameters
+from .protocol import trainable_parameters
 from .result import Result, state_delta
 from .target import Target
 
@@ -114,7 +116,7 @@ class Session:
         n = len(batch)
 
         def step_fn(step):
-            out = synthesize(G, w.expand(n, -1, -1), batch.cameras, **self.synthesis_kwargs)["image"]
+            out = G.synthesis(w.expand(n, -1, -1), batch.cameras, **self.synthesis_kwargs)["image"]
             return self.loss(out, batch.images)
 
         def after_step(step):
@@ -134,7 +136,7 @@ class Session:
             optimizer.load_state_dict(self._tune_state)
 
         def step_fn(step):
-            out = synthesize(G, ws.expand(n, -1, -1), batch.cameras, **self.synthesis_kwargs)["image"]
+            out = G.synthesis(ws.expand(n, -1, -1), batch.cameras, **self.synthesis_kwargs)["image"]
             return self.loss(out, batch.images)
 
         run_loop(LoopConfig(steps=self.tune_steps, seed=seed + 1, progress=self.progress, description="tune"),
@@ -148,7 +150,7 @@ class Session:
             raise ValueError("render: add a frame first")
         c = camera.reshape(-1, 25)
         with torch.no_grad():
-            return synthesize(self.G, self.ws.expand(len(c), -1, -1), c, **{**self.synthesis_kwargs,
+            return self.G.synthesis(self.ws.expand(len(c), -1, -1), c, **{**self.synthesis_kwargs,
                                                                              **synthesis_kwargs})
 
     def result(self) -> Result:
@@ -174,3 +176,18 @@ class Session:
             current = self.G.state_dict()
             for k, v in self.base_state.items():
                 current[k].copy_(v + state["delta"][k].to(v) if k in state["delta"] else v)
+
+
+def run_session(G, target: Target, *, state_path: str | os.PathLike | None = None,
+                **session_options) -> Result:
+    """Feed ``target``'s frames in order to a ``Session(G, **session_options)``. state_path: the
+    session's state, written atomically after every frame and read back to resume after the
+    frames already added."""
+    session = Session(G, **session_options)
+    if state_path is not None and Path(state_path).exists():
+        session.load_state_dict(torch.load(state_path, weights_only=False))
+    for image, camera in list(zip(target.images, target.cameras))[len(session):]:
+        session.add_frame(image, camera)
+        if state_path is not None:
+            atomic_save(session.state_dict(), state_path)
+    return session.result()

@@ -115,14 +115,21 @@ def run_loop(config: LoopConfig, tensors: dict[str, torch.Tensor], optimizer: to
     return state
 
 
-def save_loop_checkpoint(path: Path, state: LoopState, tensors: dict, optimizer) -> None:
-    """Atomically write the loop's resumable state."""
+def atomic_save(obj, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then rename: a kill never leaves a
+    half-written checkpoint."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    torch.save({"step": state.step, "logs": state.logs, "stopped_early": state.stopped_early,
-                "seconds": state.seconds, "optimizer": optimizer.state_dict(),
-                "tensors": {k: v.detach().cpu() for k, v in tensors.items()}}, tmp)
+    torch.save(obj, tmp)
     os.replace(tmp, path)
+
+
+def save_loop_checkpoint(path: Path, state: LoopState, tensors: dict, optimizer) -> None:
+    """Atomically write the loop's resumable state."""
+    atomic_save({"step": state.step, "logs": state.logs, "stopped_early": state.stopped_early,
+                 "seconds": state.seconds, "optimizer": optimizer.state_dict(),
+                 "tensors": {k: v.detach().cpu() for k, v in tensors.items()}}, path)
 
 
 def projector_lr(step: int, steps: int, peak: float, rampup: float = 0.05, rampdown: float = 0.25) -> float:

@@ -24,18 +24,25 @@ into the camera -> latent function used for novel views.
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from dataclasses import dataclass
 
 import torch
 
 from nerfgan_kernels.render import camera_angles
 
-from .loop import LoopConfig, run_loop
-from .losses import ImageLoss, psnr
-from .projection import project
-from .protocol import synthesize, trainable_parameters
-from .result import Result, state_delta
+from .loop import LoopConfig
+from .losses import ImageLoss
+from .projection import ProjectionConfig, project
+from .protocol import trainable_parameters
+from .result import Result, add_deltas
+from .stage import StagePlan, configure, default_loss, run_stage
 from .target import Target
+
+# docs/algorithms.md section 4: W+ from w_avg, peak lr 0.1 with the projector schedule,
+# 0.1 x MSE + perceptual per view, + 1.0 x mean((w - w_avg)^2).
+MULTIVIEW = ProjectionConfig(mode="wplus", lr=0.1, mse_weight=0.1, w_avg_weight=1.0)
 
 
 class AzimuthBlend:
@@ -89,119 +96,135 @@ def split_frames(cameras: torch.Tensor) -> tuple[list[int], list[int]]:
     return order[0::2], order[1::2]
 
 
-def multiview_inversion(G, target: Target, *, mode: str = "wplus", steps: int = 500, lr: float = 0.1,
-                        mse_weight: float = 0.1, perceptual_weight: float = 1.0, perceptual="lpips-vgg",
-                        loss: ImageLoss | None = None, view_weights=None, w_avg_weight: float = 1.0,
-                        synthesis_kwargs: dict | None = None, loop: LoopConfig | None = None,
-                        seed: int = 0, **project_options) -> Result:
-    """One latent for all of ``target``'s views (docs/algorithms.md section 4): W+ (``mode``) from w_avg,
-    peak lr 0.1 with the projector schedule, 0.1 x MSE + perceptual per view (``view_weights``),
-    + w_avg_weight x mean((w - w_avg)^2); other keywords go to ``project``.
+def multiview_inversion(G, target: Target, config: ProjectionConfig | None = None, *,
+                        loss: ImageLoss | None = None, synthesis_kwargs: dict | None = None,
+                        loop: LoopConfig | None = None, seed: int = 0, **options) -> Result:
+    """One latent for all of ``target``'s views (docs/algorithms.md section 4): ``project`` with
+    the ``MULTIVIEW`` config (keyword ``options`` replace its fields, e.g. ``view_weights``).
     Returns Result('multiview', ws (1, num_ws, w_dim), ...)."""
-    loss = loss or ImageLoss(mse_weight, perceptual_weight, perceptual)
-    r = project(G, target, mode=mode, steps=steps, lr=lr, loss=loss, view_weights=view_weights,
-                w_avg_weight=w_avg_weight, synthesis_kwargs=synthesis_kwargs, loop=loop, seed=seed,
-                **project_options)
-    r.method = "multiview"
-    return r
+    return project(G, target, configure(ProjectionConfig, config or MULTIVIEW, options), loss=loss,
+                   synthesis_kwargs=synthesis_kwargs, loop=loop, seed=seed, method="multiview")
 
 
-def multilatent_inversion(G, target: Target, *, shared_ws: torch.Tensor | None = None,
-                          iterations: int = 100, lr: float = 0.01, tuning_iterations: int = 0,
-                          tuning_lr: float = 3e-4, latent_weight: float = 1.0, depth_weight: float = 1.0,
-                          interpolation_weight: float = 1.0, mse_weight: float = 0.1,
-                          perceptual_weight: float = 1.0, perceptual="lpips-vgg",
-                          loss: ImageLoss | None = None, multiview_steps: int = 100,
-                          multiview_options: dict | None = None,
-                          synthesis_kwargs: dict | None = None, loop: LoopConfig | None = None,
-                          tuning_loop: LoopConfig | None = None, seed: int = 0) -> Result:
+@dataclass(frozen=True)
+class MultiLatentConfig:
+    """iterations (each = one optimizer step per sub-step kind), lr: the latent stage (Adam);
+    tuning_iterations (0: none), tuning_lr: the optional G stage; latent_weight / depth_weight /
+    interpolation_weight: the regularizers (0 turns one off); mse_weight / perceptual_weight /
+    perceptual: the default loss; multiview_steps: the multi-view stage giving the shared latent."""
+
+    iterations: int = 100
+    lr: float = 0.01
+    tuning_iterations: int = 0
+    tuning_lr: float = 3e-4
+    latent_weight: float = 1.0
+    depth_weight: float = 1.0
+    interpolation_weight: float = 1.0
+    mse_weight: float = 0.1
+    perceptual_weight: float = 1.0
+    perceptual: object = "lpips-vgg"
+    multiview_steps: int = 100
+
+
+def multilatent_inversion(G, target: Target, config: MultiLatentConfig | None = None, *,
+                          shared_ws: torch.Tensor | None = None, loss: ImageLoss | None = None,
+                          multiview_options: dict | None = None, synthesis_kwargs: dict | None = None,
+                          loop: LoopConfig | None = None, tuning_loop: LoopConfig | None = None,
+                          seed: int = 0, **options) -> Result:
     """One W+ latent per target frame with the three regularizers (module docstring).
 
-    target: F frames (F >= 1) with cameras; split by ``split_frames``. shared_ws (1, num_ws, w_dim):
-    the multi-view latent (None: computed by ``multiview_inversion`` on the target frames with
-    ``multiview_steps``). latent_weight / depth_weight / interpolation_weight: the regularizers
-    (0 turns one off). tuning_iterations: the optional G stage (latents frozen, Adam tuning_lr).
-    Returns Result('multilatent', ws (N_t, num_ws, w_dim) sorted by yaw, delta of G, timings,
-    metrics, logs, options incl. 'target_yaws', 'targets', 'checks')."""
+    target: F frames (F >= 1) with cameras; split by ``split_frames``. config: a
+    ``MultiLatentConfig``; keyword ``options`` replace its fields. shared_ws (1, num_ws, w_dim):
+    the multi-view latent (None: ``multiview_inversion`` on the target frames with
+    ``multiview_steps`` and ``multiview_options``). loop / tuning_loop: the two stages' loop
+    settings. Returns Result('multilatent', ws (N_t, num_ws, w_dim) sorted by yaw, delta of G,
+    timings, metrics, logs, options incl. 'target_yaws', 'targets', 'checks')."""
+    cfg = configure(MultiLatentConfig, config, options)
     t_start = time.perf_counter()
-    loss = loss or ImageLoss(mse_weight, perceptual_weight, perceptual)
+    loss = loss or default_loss(cfg)
     synthesis_kwargs = dict(synthesis_kwargs or {})
     targets, checks = split_frames(target.cameras)
     yaws, _ = camera_angles(target.cameras)
     targets = sorted(targets, key=lambda i: float(yaws[i]))
     t_cams, t_imgs = target.cameras[targets], target.images[targets]
     c_cams, c_imgs = target.cameras[checks], target.images[checks]
-    blend = AzimuthBlend(yaws[targets], torch.zeros(len(targets), 1, 1))
-    timings = {}
+    progress = loop.progress if loop else True
+    timings, mv_delta = {}, {}
     if shared_ws is None:
-        mv = multiview_inversion(G, Target(t_imgs, t_cams), steps=multiview_steps, loss=loss,
+        mv = multiview_inversion(G, Target(t_imgs, t_cams), steps=cfg.multiview_steps, loss=loss,
                                  synthesis_kwargs=synthesis_kwargs, **(multiview_options or {}),
-                                 loop=LoopConfig(steps=0, progress=loop.progress if loop else True), seed=seed)
-        shared_ws, timings["multiview"] = mv.ws, mv.timings["projection"]
+                                 loop=LoopConfig(steps=0, progress=progress), seed=seed)
+        shared_ws, timings["multiview"], mv_delta = mv.ws, mv.timings["projection"], mv.delta
     shared_ws = shared_ws.detach()
-    base_state = {k: v.clone() for k, v in G.state_dict().items()}
     latents = shared_ws.repeat(len(targets), 1, 1).clone().requires_grad_(True)
+    step = _sub_steps(G, cfg, loss, synthesis_kwargs, latents, shared_ws, yaws, targets, checks,
+                      t_cams, t_imgs, c_cams, c_imgs)
+    n_kinds = step.n_kinds
+    extra = {"target_yaws": [float(yaws[i]) for i in targets], "targets": targets, "checks": checks}
+
+    def latent_plan(G, _target, cfg, ctx):
+        G.requires_grad_(False)
+        optimizer = torch.optim.Adam([latents], lr=cfg.lr, betas=(0.9, 0.999))
+        return StagePlan(n_kinds * cfg.iterations, {"latents": latents}, optimizer, step,
+                         latent=lambda state: latents, finish=lambda state: ({}, extra))
+
+    def tuning_plan(G, _target, cfg, ctx):
+        params, tensors = trainable_parameters(G, "all")
+        return StagePlan(n_kinds * cfg.tuning_iterations, tensors, torch.optim.Adam(params, lr=cfg.tuning_lr),
+                         step, latent=lambda state: latents)
+
+    frames = Target(t_imgs, t_cams)
+    common = dict(loss=loss, synthesis_kwargs=synthesis_kwargs, method="multilatent")
+    result = run_stage("multilatent", G, frames, cfg, latent_plan, loop=loop, seed=seed, **common)
+    if cfg.tuning_iterations:
+        tuning_loop = tuning_loop or LoopConfig(steps=0, progress=progress)
+        tuned = run_stage("tuning", G, frames, cfg, tuning_plan, loop=tuning_loop, seed=seed + 1,
+                          description="multilatent-tune", **common)
+        result = dataclasses.replace(result, delta=tuned.delta, metrics=tuned.metrics,
+                                     logs=result.logs + tuned.logs,
+                                     timings={**result.timings, **tuned.timings})
+    result.delta = add_deltas(mv_delta, result.delta)  # the multi-view stage's noise buffers
+    result.timings.update(timings)
+    result.timings["multilatent"] = time.perf_counter() - t_start
+    return result
+
+
+def _sub_steps(G, cfg: MultiLatentConfig, loss, synthesis_kwargs, latents, shared_ws, yaws, targets,
+               checks, t_cams, t_imgs, c_cams, c_imgs):
+    """The step function of both stages: step -> one of the sub-steps (reconstruction, depth,
+    interpolation) on the live latents; its ``n_kinds`` attribute is the number of kinds."""
+    blend = AzimuthBlend(yaws[targets], torch.zeros(len(targets), 1, 1))
     depth_buffer: dict[int, torch.Tensor] = {}
     n_t = len(targets)
-
     kinds = ["reconstruction"]
-    if depth_weight and n_t >= 2:
+    if cfg.depth_weight and n_t >= 2:
         kinds.append("depth")
-    if interpolation_weight and checks:
+    if cfg.interpolation_weight and checks:
         kinds.append("interpolation")
 
-    def sub_step(step: int, ws: torch.Tensor):
+    def sub_step(step: int):
+        ws = latents
         kind = kinds[step % len(kinds)]
         if kind == "reconstruction":  # + latent distance
-            out = synthesize(G, ws, t_cams, **synthesis_kwargs)["image"]
+            out = G.synthesis(ws, t_cams, **synthesis_kwargs)["image"]
             total, terms = loss(out, t_imgs)
             total = total * n_t  # summed over targets
-            if latent_weight:
+            if cfg.latent_weight:
                 dist = (ws - shared_ws).square().mean()
-                total = total + latent_weight * dist
+                total = total + cfg.latent_weight * dist
                 terms["latent_distance"] = dist.item()
             return total, terms
         if kind == "depth":  # depth consistency at a random target camera
             k = int(torch.randint(n_t, ()))
-            depth = synthesize(G, ws, t_cams[k:k + 1].expand(n_t, -1), **synthesis_kwargs)["image_depth"]
+            depth = G.synthesis(ws, t_cams[k:k + 1].expand(n_t, -1), **synthesis_kwargs)["image_depth"]
             previous = depth_buffer.get(k, depth.detach().mean(0, keepdim=True))
             depth_buffer[k] = depth.detach().mean(0, keepdim=True)
             term = (depth - previous).square().mean()
-            return depth_weight * term, {"depth_consistency": term.item()}
+            return cfg.depth_weight * term, {"depth_consistency": term.item()}
         blended = torch.cat([blend.blend(ws, float(yaws[i])) for i in checks])
-        out = synthesize(G, blended, c_cams, **synthesis_kwargs)["image"]
+        out = G.synthesis(blended, c_cams, **synthesis_kwargs)["image"]
         term, terms = loss(out, c_imgs)
-        return interpolation_weight * term * len(checks), {f"interp_{k}": v for k, v in terms.items()}
+        return cfg.interpolation_weight * term * len(checks), {f"interp_{k}": v for k, v in terms.items()}
 
-    def latent_step(step):
-        return sub_step(step, latents)
-
-    G.requires_grad_(False)
-    optimizer = torch.optim.Adam([latents], lr=lr, betas=(0.9, 0.999))
-    config = loop or LoopConfig(steps=0)
-    config.steps, config.seed, config.description = len(kinds) * iterations, seed, "multilatent"
-    state = run_loop(config, {"latents": latents}, optimizer, latent_step)
-    timings["multilatent_optimization"] = state.seconds
-    latents.requires_grad_(False)
-    logs = state.logs
-    if tuning_iterations:
-        params, tensors = trainable_parameters(G, "all")
-        tune_opt = torch.optim.Adam(params, lr=tuning_lr)
-        config = tuning_loop or LoopConfig(steps=0, progress=config.progress)
-        config.steps, config.seed, config.description = len(kinds) * tuning_iterations, seed + 1, "multilatent-tune"
-        tstate = run_loop(config, tensors, tune_opt, lambda step: sub_step(step, latents))
-        G.requires_grad_(False)
-        timings["tuning_optimization"] = tstate.seconds
-        logs = logs + tstate.logs
-    with torch.no_grad():
-        out = synthesize(G, latents, t_cams, **synthesis_kwargs)["image"]
-        if t_imgs.shape[-2:] != out.shape[-2:]:
-            t_imgs = torch.nn.functional.interpolate(t_imgs, size=out.shape[-2:], mode="area")
-        metrics = {"psnr": psnr(out, t_imgs)}
-    timings["multilatent"] = time.perf_counter() - t_start
-    options = {"iterations": iterations, "lr": lr, "tuning_iterations": tuning_iterations,
-               "latent_weight": latent_weight, "depth_weight": depth_weight,
-               "interpolation_weight": interpolation_weight, "perceptual": loss.perceptual_name,
-               "target_yaws": [float(yaws[i]) for i in targets], "targets": targets, "checks": checks}
-    return Result("multilatent", latents.detach().clone(), state_delta(G, base_state), timings, metrics,
-                  logs, options)
+    sub_step.n_kinds = len(kinds)
+    return sub_step

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import torch
 
-from nerfgan_kernels import composite
 from nerfgan_kernels.render import camera_rays
 from nerfgan_kernels.render.cameras import neighbour_cameras as random_cameras  # noqa: F401 (public name)
+from nerfgan_kernels.render.compositing import weighted_colours
 from nerfgan_kernels.render.memory import NEIGHBOURHOOD_SAMPLE_BYTES
 
-from .protocol import point_query, ray_range
+from .protocol import NeRFGenerator
 
 
 def neighbor_latents(G, w_pivot: torch.Tensor, c: torch.Tensor, k: int, alpha: float,
@@ -62,40 +62,7 @@ def ray_samples(cameras: torch.Tensor, resolution: int, n_samples: int, near: fl
     return coords, dirs[:, :, None].expand_as(coords), depths
 
 
-def generator_ray_samples(G, ws: torch.Tensor, cameras: torch.Tensor, resolution: int):
-    """The tuned generator's own samples (coarse + importance depths, no gradient) on the cameras'
-    rays for each latent, where G exposes its renderer (``planes``, ``renderer``, ``decoder``,
-    ``render_options``); None otherwise. -> coords (K, V*R, S, 3), dirs, depths (K, V*R, S, 1)."""
-    if not all(hasattr(G, a) for a in ("planes", "renderer", "decoder", "render_options")):
-        return None
-    with torch.no_grad():
-        planes = G.planes(ws)
-        origins, dirs = camera_rays(cameras, resolution)
-        K = ws.shape[0]
-        options = G.render_options(return_samples=True)
-        depths = [G.renderer(planes, G.decoder, o.expand(K, -1, -1), d.expand(K, -1, -1), options)[3]["depths"]
-                  for o, d in zip(origins[:, None], dirs[:, None])]
-        depths = torch.cat(depths, dim=1)  # (K, V*R, S, 1)
-        o = origins.reshape(1, -1, 1, 3)
-        dr = dirs.reshape(1, -1, 1, 3).expand(K, -1, depths.shape[2], -1)
-        return o + depths * dr, dr, depths
-
-
-def _weighted_colours(out: dict, depths: torch.Tensor, depth_range: tuple[float, float]):
-    """out rgb/sigma (K, Rc*S, .), depths (Rc, S, 1) shared or (K, Rc, S, 1) per latent ->
-    weights x midpoint rgb (K, Rc, S-1, 3), weights sum (K, Rc, 1), depth (K, Rc, 1), sigma."""
-    K = out["sigma"].shape[0]
-    d = depths if depths.dim() == 4 else depths.unsqueeze(0).expand(K, -1, -1, -1)
-    Rc, S = d.shape[1], d.shape[2]
-    rgb = out["rgb"][..., :3].reshape(K, Rc, S, 3)
-    sigma = out["sigma"].reshape(K, Rc, S, 1)
-    _, depth, weights = composite(rgb, sigma, d, t_min=0.0, alpha_min=0.0,
-                                  depth_range=depth_range)
-    mid = (rgb[:, :, :-1] + rgb[:, :, 1:]) / 2
-    return weights * mid, weights.sum(2), depth, sigma
-
-
-def neighborhood_batch(G, G0, ws: torch.Tensor, cameras: torch.Tensor, *, resolution: int = 128,
+def neighborhood_batch(G: NeRFGenerator, G0: NeRFGenerator, ws: torch.Tensor, cameras: torch.Tensor, *, resolution: int = 128,
                        n_samples: int = 48, max_memory_bytes: float = 256 * 2 ** 20,
                        masks: torch.Tensor | str | None = None, mask_threshold: float = 0.5,
                        checkpoint: bool = True, sample_source: str = "generator") -> dict:
@@ -113,8 +80,8 @@ def neighborhood_batch(G, G0, ws: torch.Tensor, cameras: torch.Tensor, *, resolu
     without masks); plus 'chunks', the number of chunks (= calls to each generator's point query),
     and 'foreground_fraction' (float).
 
-    sample_source: "generator" (docs/algorithms.md: the tuned G's coarse + importance depths, per latent,
-    where ``generator_ray_samples`` supports G; stratified otherwise) or "stratified"
+    sample_source: "generator" (docs/algorithms.md: the tuned G's own samples, ``G.ray_samples``:
+    per latent, coarse + importance depths for tri-plane generators; stratified where it has none) or "stratified"
     (``n_samples`` jittered depths shared by all latents: one broadcast point set).
     """
     if sample_source not in ("generator", "stratified"):
@@ -127,12 +94,12 @@ def neighborhood_batch(G, G0, ws: torch.Tensor, cameras: torch.Tensor, *, resolu
     if isinstance(masks, torch.Tensor) and masks.numel() != V * R:
         raise ValueError(f"masks must be (V, 1, {resolution}, {resolution}) = {V * R} values, "
                          f"got {tuple(masks.shape)}")
-    own = generator_ray_samples(G, ws, cameras, resolution) if sample_source == "generator" else None
+    own = G.ray_samples(ws, cameras, resolution) if sample_source == "generator" else None
     if own is not None:  # per latent: (K, V*R, S, .); chunks slice dim 1
         coords, dirs, depths = own
         S = depths.shape[2]
     else:  # shared by all latents: (V*R, S, .); chunks slice dim 0
-        coords, dirs, depths = ray_samples(cameras, resolution, n_samples, *ray_range(G))
+        coords, dirs, depths = ray_samples(cameras, resolution, n_samples, *G.ray_range)
         S = depths.shape[2]
         coords, dirs, depths = coords.reshape(V * R, S, 3), dirs.reshape(V * R, S, 3), depths.reshape(V * R, S, 1)
     per_latent = own is not None
@@ -141,9 +108,9 @@ def neighborhood_batch(G, G0, ws: torch.Tensor, cameras: torch.Tensor, *, resolu
     if isinstance(masks, torch.Tensor):  # (1, V*R), broadcast over latents
         given_fg = (masks.reshape(1, V * R) > 0.5).to(depths.dtype).to(depths.device)
     rays_per_chunk = max(1, int(max_memory_bytes // (K * S * NEIGHBOURHOOD_SAMPLE_BYTES)))
-    query_g = point_query(G, ws)
+    query_g = G.point_query(ws)
     with torch.no_grad():
-        query_g0 = point_query(G0, ws)
+        query_g0 = G0.point_query(ws)
     totals = {"weighted_colour": 0, "density": 0, "depth": 0, "background_opacity": 0}
     n_chunks, n_fg, n_rays = 0, 0.0, 0.0
 
@@ -152,7 +119,7 @@ def neighborhood_batch(G, G0, ws: torch.Tensor, cameras: torch.Tensor, *, resolu
 
     def chunk_terms(c, d, dep, fg_chunk, wc0, sigma0, depth0):
         out = query_g(flat(c), flat(d))
-        wc, wsum, depth, sigma = _weighted_colours(out, dep, depth_range)
+        wc, wsum, depth, sigma = weighted_colours(out, dep, depth_range)
         rw = fg_chunk.view(fg_chunk.shape[0], -1, 1, 1)  # (1 or K, Rc, 1, 1)
         return torch.stack([((wc - wc0).abs() * rw).sum(), ((sigma - sigma0).abs() * rw).sum(),
                             ((depth - depth0).abs() * rw[..., 0]).sum(),
@@ -162,7 +129,7 @@ def neighborhood_batch(G, G0, ws: torch.Tensor, cameras: torch.Tensor, *, resolu
         sl = (slice(None), slice(s, s + rays_per_chunk)) if per_latent else slice(s, s + rays_per_chunk)
         with torch.no_grad():  # G0 once per chunk; only its 3-channel products are kept
             ref = query_g0(flat(coords[sl]), flat(dirs[sl]))
-            wc0, wsum0, depth0, sigma0 = _weighted_colours(ref, depths[sl], depth_range)
+            wc0, wsum0, depth0, sigma0 = weighted_colours(ref, depths[sl], depth_range)
             del ref
             if masks is None:
                 fg_chunk = torch.ones(1, wc0.shape[1], device=wc0.device, dtype=wc0.dtype)

@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nerfgan_kernels.render.cameras import FFHQ, Geometry, turntable_cameras
+from nerfgan_kernels.render.cameras import Geometry, turntable_cameras
 
 from .evaluation import LatentSource, latent_for
-from .protocol import synthesize
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:
@@ -24,7 +23,7 @@ def write_reconstruction(G, ws: LatentSource, target, folder: Path, synthesis_kw
     (1, num_ws, w_dim) or a camera -> latent function (``evaluation.latent_for``)."""
     import imageio.v3 as iio
     with torch.no_grad():
-        out = synthesize(G, latent_for(ws, target.cameras[:1]), target.cameras[:1], **(synthesis_kwargs or {}))
+        out = G.synthesis(latent_for(ws, target.cameras[:1]), target.cameras[:1], **(synthesis_kwargs or {}))
     image = out["image"][0]
     tgt = torch.nn.functional.interpolate(target.images[:1], size=image.shape[-2:], mode="area")[0]
     iio.imwrite(folder / "reconstruction.png", np.concatenate([to_uint8(tgt), to_uint8(image)], axis=1))
@@ -35,18 +34,18 @@ def write_reconstruction(G, ws: LatentSource, target, folder: Path, synthesis_kw
 
 
 def write_turntable(G, ws: LatentSource, camera: torch.Tensor, folder: Path, frames: int = 24,
-                    geometry: Geometry = FFHQ, synthesis_kwargs: dict | None = None,
+                    geometry: Geometry | None = None, synthesis_kwargs: dict | None = None,
                     fps: int = 12) -> Path:
     """Renders the ``frames`` views of ``cameras.turntable_cameras`` around the input camera (yaw
     swinging by the geometry's turntable_yaw at the input's elevation) and writes turntable.mp4,
     or turntable.gif when ffmpeg is unavailable. ws: a latent or a camera -> latent function
-    (multi-latent results)."""
+    (multi-latent results). geometry: default the generator's (``G.metadata.geometry``)."""
     import imageio.v2 as imageio
     images = []
     with torch.no_grad():
-        for cam in turntable_cameras(camera, frames, geometry):
+        for cam in turntable_cameras(camera, frames, geometry or G.metadata.geometry):
             cam = cam[None]
-            images.append(to_uint8(synthesize(G, latent_for(ws, cam), cam, **(synthesis_kwargs or {}))["image"][0]))
+            images.append(to_uint8(G.synthesis(latent_for(ws, cam), cam, **(synthesis_kwargs or {}))["image"][0]))
     try:
         path = folder / "turntable.mp4"
         imageio.mimwrite(path, images, fps=fps, macro_block_size=1)

@@ -1,61 +1,68 @@
-"""The few generator capabilities the methods use beyond docs/design.md's protocol, each with a
-fallback on the protocol itself, so any generator that implements the protocol runs.
+"""The generator protocol: everything the inversion methods use of a generator, and nothing else.
 
-- ``point_query(G, ws)``: a function (coords (K, M, 3), dirs (K, M, 3)) -> {'rgb', 'sigma'} for
-  the latents ``ws`` (K, num_ws, w_dim). Tri-plane generators (attributes ``planes``, ``renderer``,
-  ``decoder``) compute the planes once and reuse them for every chunk; others call
-  ``G.sample_mixed`` per chunk.
-- ``noise_buffers(G)``: the StyleGAN-style constant noise inputs (names containing 'noise_const').
-- ``synthesize(G, ws, c, **kw)``: ``G.synthesis`` with keyword options.
+``TriPlaneGenerator`` (nerfgan_kernels.models) implements it; ``tests/mlp_generator.py`` is the
+adapter example for a generator that is not a tri-plane one, and ``tests/test_protocol.py`` runs
+every method on a generator that implements exactly this protocol and raises on any other
+attribute. Generators are ``torch.nn.Module`` s: of the module interface the methods use
+``state_dict``, ``load_state_dict``, ``named_parameters``, ``parameters`` and ``requires_grad_``.
 """
 
 from __future__ import annotations
 
+from typing import Callable, Protocol, runtime_checkable
+
 import torch
 
+from nerfgan_kernels.models.metadata import GeneratorMetadata
 
-def point_query(generator, ws: torch.Tensor):
-    """ws (K, num_ws, w_dim) -> query(coords (Kc, M, 3), dirs (Kc, M, 3)) -> {'rgb': (K, M, C),
-    'sigma': (K, M, 1)}, Kc = K or 1 (one point set broadcast to all K latents)."""
-    if all(hasattr(generator, a) for a in ("planes", "renderer", "decoder", "rendering_kwargs")):
-        planes = generator.planes(ws)
-        box_warp = generator.rendering_kwargs.get("box_warp", 1.0)
-
-        def query(coords, dirs):
-            return generator.renderer.sample_mixed(planes, generator.decoder, coords, dirs, box_warp)
-        return query
-
-    def query(coords, dirs):
-        if coords.shape[0] != ws.shape[0]:
-            coords, dirs = (t.expand(ws.shape[0], *t.shape[1:]) for t in (coords, dirs))
-        return generator.sample_mixed(coords, dirs, ws)
-    return query
+PointQuery = Callable[[torch.Tensor, torch.Tensor], dict]
 
 
-def noise_buffers(generator) -> dict[str, torch.Tensor]:
-    return {n: b for n, b in generator.named_buffers() if "noise_const" in n}
+@runtime_checkable
+class NeRFGenerator(Protocol):
+    """A 3D-aware generator conditioned on EG3D cameras (25-vectors, render.cameras).
+
+    z_dim, w_dim, num_ws, img_resolution: sizes; w_avg (w_dim,): the mapping's mean latent;
+    metadata: camera geometry and alignment convention (``GeneratorMetadata``); ray_range:
+    (near, far) depths of its rays."""
+
+    z_dim: int
+    w_dim: int
+    num_ws: int
+    img_resolution: int
+    w_avg: torch.Tensor
+    metadata: GeneratorMetadata
+    ray_range: tuple[float, float]
+
+    def mapping(self, z: torch.Tensor, c: torch.Tensor, truncation_psi: float = 1.0) -> torch.Tensor:
+        """z (B, z_dim), c (B, 25) -> ws (B, num_ws, w_dim)."""
+
+    def synthesis(self, ws: torch.Tensor, c: torch.Tensor, **options) -> dict:
+        """ws (B, num_ws, w_dim), c (B, 25) -> {'image' (B, 3, H, W) in [-1, 1], 'image_depth'
+        (B, 1, h, w), 'weights_sum' (B, h*w, 1) accumulated opacity, ...}. Keyword options
+        (``noise_mode``, ``deterministic``, ``render_overrides``) are ignored where unknown."""
+
+    def point_query(self, ws: torch.Tensor) -> PointQuery:
+        """ws (K, num_ws, w_dim) -> query(coords (Kc, M, 3), dirs (Kc, M, 3)) -> {'rgb': (K, M, C)
+        with colour in the first 3 channels, 'sigma': (K, M, 1)}, Kc = K or 1 (broadcast)."""
+
+    def ray_samples(self, ws: torch.Tensor, cameras: torch.Tensor, resolution: int):
+        """The generator's own sample points on resolution^2 rays of each camera (V, 25) for each
+        latent (K): coords (K, V*R, S, 3), dirs (K, V*R, S, 3), depths (K, V*R, S, 1); or None
+        where it has no sampler of its own (the regularizers then sample stratified in
+        ``ray_range``)."""
+
+    def noise_buffers(self) -> dict[str, torch.Tensor]:
+        """name (state-dict key) -> constant noise input optimized by projection ({} if none)."""
+
+    def params_to_tune(self, subset: str = "all") -> list[torch.nn.Parameter]:
+        """The parameter group ``subset`` (every generator has 'all'); ValueError if unknown."""
+
+    def clone(self) -> "NeRFGenerator":
+        """A frozen deep copy (the regularizers' reference G0)."""
 
 
-def ray_range(generator) -> tuple[float, float]:
-    """(near, far) depths for sampling rays: the generator's ``ray_range`` or EG3D's
-    rendering_kwargs ray_start/ray_end (FFHQ's 2.25, 3.3 otherwise)."""
-    if hasattr(generator, "ray_range"):
-        return tuple(generator.ray_range)
-    rk = getattr(generator, "rendering_kwargs", {}) or {}
-    start, end = rk.get("ray_start", 2.25), rk.get("ray_end", 3.3)
-    if start == "auto" or end == "auto":
-        return 2.25, 3.3
-    return float(start), float(end)
-
-
-def synthesize(generator, ws: torch.Tensor, c: torch.Tensor, **kwargs) -> dict:
-    """``generator.synthesis(ws, c, **kwargs)``: the protocol's synthesis takes keyword options
-    (``noise_mode``, ``deterministic``, ``render_overrides``) and ignores those it does not know
-    (EG3D's own ``synthesis`` takes ``**synthesis_kwargs`` too)."""
-    return generator.synthesis(ws, c, **kwargs)
-
-
-def trainable_parameters(generator, subset: str = "all") -> tuple[list, dict]:
+def trainable_parameters(generator: NeRFGenerator, subset: str = "all") -> tuple[list, dict]:
     """Freeze the generator except ``generator.params_to_tune(subset)``; returns those parameters
     and a {state-dict name: parameter} map of them (for checkpoints, deltas and EMAs)."""
     params = list(generator.params_to_tune(subset))

@@ -67,6 +67,14 @@ def state_delta(tuned: torch.nn.Module, base_state: dict[str, torch.Tensor]) -> 
     return out
 
 
+def add_deltas(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The delta of two stages run one after the other (name -> sum)."""
+    out = dict(first)
+    for k, v in second.items():
+        out[k] = out[k] + v if k in out else v
+    return out
+
+
 def _jsonable(obj):
     if isinstance(obj, dict):
         return {str(k): _jsonable(v) for k, v in obj.items()}

@@ -1,7 +1,7 @@
 """A tiny generator for tests and examples, deliberately unlike EG3D: no tri-planes, no
 super-resolution; an MLP radiance field conditioned on w, rendered by the ``composite`` op.
-It implements the generator protocol of docs/design.md, so the inversion methods run on it
-unchanged (the adapter example for a generator that is not a tri-plane one)."""
+It implements the generator protocol (``inversion.protocol.NeRFGenerator``), so the inversion
+methods run on it unchanged: the adapter example for a generator that is not a tri-plane one."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from nerfgan_kernels import composite
+from nerfgan_kernels.models.metadata import GeneratorMetadata
 from nerfgan_kernels.render import camera_rays
 
 
@@ -26,6 +27,8 @@ class MLPRadianceGenerator(nn.Module):
         super().__init__()
         g = torch.Generator().manual_seed(seed)
         self.z_dim, self.w_dim, self.num_ws, self.c_dim = z_dim, w_dim, num_ws, 25
+        self.img_resolution = resolution
+        self.metadata = GeneratorMetadata()  # FFHQ's cameras, FFHQ's alignment
         self.resolution, self.n_samples, self.ray_range = resolution, n_samples, tuple(ray_range)
         self.mapping_net = nn.Sequential(nn.Linear(z_dim, w_dim), nn.LeakyReLU(0.2), nn.Linear(w_dim, w_dim))
         self.field = nn.Sequential(nn.Linear(3 * 8 + w_dim * num_ws, hidden), nn.Softplus(),
@@ -53,6 +56,21 @@ class MLPRadianceGenerator(nn.Module):
         w = ws.flatten(1)[:, None].expand(-1, coords.shape[1], -1)
         out = self.field(torch.cat([feat, w], -1))
         return {"rgb": torch.sigmoid(out[..., :3]), "sigma": out[..., 3:] * 4}
+
+    def point_query(self, ws):
+        """The protocol's point query: sample_mixed for these latents (Kc = 1 broadcast)."""
+        def query(coords, dirs):
+            if coords.shape[0] != ws.shape[0]:
+                coords, dirs = (t.expand(ws.shape[0], *t.shape[1:]) for t in (coords, dirs))
+            return self.sample_mixed(coords, dirs, ws)
+        return query
+
+    def ray_samples(self, ws, cameras, resolution):
+        """No sampler of its own: the regularizers sample stratified in ``ray_range``."""
+        return None
+
+    def noise_buffers(self):
+        return {}
 
     def sample_density(self, coords, ws, **_):
         return self.sample_mixed(coords, coords, ws)["sigma"]

@@ -19,6 +19,7 @@ from inversion.align.pipeline import (
     smooth_measurements,
 )
 from inversion.align.pose import Pose, canonical_mesh, fit_pose, rim_vertices
+from nerfgan_kernels.models.metadata import GeneratorMetadata
 from nerfgan_kernels.render import camera_angles
 
 FFHQ = Convention()
@@ -113,7 +114,7 @@ def test_convention_round_trip_and_errors():
         Convention.from_dict({"focal": 4.0, "fov": 12})
 
     class G:
-        alignment = conv.to_dict()
+        metadata = GeneratorMetadata(alignment=conv.to_dict())
     assert Convention.for_generator(G()) == conv
     biased = Convention(yaw_bias=(1.0, 0.5), elevation_bias=(2.0, -1.0, 0.5, 0.25))
     assert Convention.from_dict(biased.to_dict()) == biased

@@ -186,15 +186,15 @@ def test_reference_mask_equals_the_same_mask_given_explicitly():
     """masks='reference' (foreground = G0 opacity > threshold, found inside the chunk loop) gives
     the same terms as passing that mask, computed separately from G0 on the same rays, as a tensor
     (threshold: the median opacity, so the MLP generator's fog splits into both kinds of rays)."""
-    from inversion.neighborhood import _weighted_colours, ray_samples
-    from inversion.protocol import point_query, ray_range
+    from inversion.neighborhood import ray_samples
+    from nerfgan_kernels.render.compositing import weighted_colours
     G, G0, ws, cams, _ = _mask_case()
     torch.manual_seed(0)
-    coords, dirs, depths = ray_samples(cams, 6, 10, *ray_range(G0))
+    coords, dirs, depths = ray_samples(cams, 6, 10, *G0.ray_range)
     with torch.no_grad():
-        out0 = point_query(G0, ws)(coords.reshape(1, -1, 3), dirs.reshape(1, -1, 3))
-        _, wsum0, _, _ = _weighted_colours(out0, depths.reshape(-1, 10, 1),
-                                           (float(depths.min()), float(depths.max())))
+        out0 = G0.point_query(ws)(coords.reshape(1, -1, 3), dirs.reshape(1, -1, 3))
+        _, wsum0, _, _ = weighted_colours(out0, depths.reshape(-1, 10, 1),
+                                          (float(depths.min()), float(depths.max())))
     threshold = float(wsum0.median())
     fg = (wsum0[0, :, 0] > threshold).float().reshape(2, 1, 6, 6)
     assert 0.3 < fg.mean() < 0.7

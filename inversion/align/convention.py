@@ -84,8 +84,8 @@ class Convention:
 
     @classmethod
     def for_generator(cls, G) -> Convention:
-        """The generator's own convention (``G.alignment`` from its JSON config) or FFHQ's."""
-        return cls.from_dict(getattr(G, "alignment", None))
+        """The generator's own convention (``G.metadata.alignment``, from its config) or FFHQ's."""
+        return cls.from_dict(G.metadata.alignment)
 
     def to_dict(self) -> dict:
         d = asdict(self)

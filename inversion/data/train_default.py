@@ -254,11 +254,8 @@ class Trainer:
         c = d["c"][items, views]
         w = self.latents[items]
         ws = w[:, None].expand(-1, self.G.num_ws, -1)
-        self.G._last_planes = planes.repeat_interleave(V, dim=0)
-        try:
-            out = self.G.synthesis(ws, c, neural_rendering_resolution=cfg.nrr, use_cached_backbone=True)
-        finally:
-            self.G._last_planes = None
+        out = self.G.synthesis(ws, c, neural_rendering_resolution=cfg.nrr,
+                               planes=planes.repeat_interleave(V, dim=0))
         rgb, rgb_lo = d["rgb"][items, views].float(), d["rgb_lo"][items, views]
         depth_lo, mask_lo = d["depth_lo"][items, views], d["mask_lo"][items, views]
         full = (mask_lo > 0.999).float()

@@ -17,14 +17,17 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .eg3d_pickle import read_eg3d_pickle
+from .metadata import GeneratorMetadata
 from .triplane import TriPlaneGenerator
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
 TRIPLANE_CLASS_NAMES = ("training.triplane.TriPlaneGenerator", "TriPlaneGenerator")
 
 
-def build_generator(generator_kwargs: dict, neural_rendering_resolution: int | None = None) -> TriPlaneGenerator:
-    """Construct our generator from EG3D's constructor kwargs (``class_name`` optional)."""
+def build_generator(generator_kwargs: dict, neural_rendering_resolution: int | None = None,
+                    metadata: GeneratorMetadata | None = None) -> TriPlaneGenerator:
+    """Construct our generator from EG3D's constructor kwargs (``class_name`` optional);
+    metadata: its ``GeneratorMetadata`` (default: the geometry its rendering_kwargs select)."""
     kwargs = dict(generator_kwargs)
     class_name = kwargs.pop("class_name", TRIPLANE_CLASS_NAMES[0])
     if class_name not in TRIPLANE_CLASS_NAMES:
@@ -32,6 +35,8 @@ def build_generator(generator_kwargs: dict, neural_rendering_resolution: int | N
     G = TriPlaneGenerator(**kwargs)
     if neural_rendering_resolution is not None:
         G.neural_rendering_resolution = int(neural_rendering_resolution)
+    if metadata is not None:
+        G.metadata = metadata
     return G
 
 
@@ -61,7 +66,8 @@ def config_path_for(weights_path: str | os.PathLike) -> Path:
 
 def save_generator(G: TriPlaneGenerator, path: str | os.PathLike, extra: dict | None = None,
                    dtype: torch.dtype | None = None) -> Path:
-    """Write ``path`` (.safetensors, EG3D key names) and its JSON config beside it. dtype: store
+    """Write ``path`` (.safetensors, EG3D key names) and its JSON config beside it (constructor
+    kwargs, neural rendering resolution, ``G.metadata``, then ``extra``). dtype: store
     floating-point tensors in this dtype (e.g. torch.float16 to halve the file; loading casts
     them back to the model's float32)."""
     path = Path(path)
@@ -73,7 +79,8 @@ def save_generator(G: TriPlaneGenerator, path: str | os.PathLike, extra: dict | 
         state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     save_file(state, str(path))
     config = {"generator_kwargs": {"class_name": TRIPLANE_CLASS_NAMES[0], **G.init_kwargs},
-              "neural_rendering_resolution": int(G.neural_rendering_resolution)}
+              "neural_rendering_resolution": int(G.neural_rendering_resolution),
+              **G.metadata.to_config()}
     config.update(extra or {})
     config_path_for(path).write_text(json.dumps(config, indent=1))
     return path
@@ -87,9 +94,9 @@ def load_safetensors_generator(path: str | os.PathLike) -> TriPlaneGenerator:
                                 "'generator_kwargs' and 'neural_rendering_resolution')")
     config = json.loads(config_path.read_text())
     kwargs = config.get("generator_kwargs", config)
-    G = build_generator(kwargs, config.get("neural_rendering_resolution"))
+    metadata = GeneratorMetadata.from_config(config, kwargs.get("rendering_kwargs"))
+    G = build_generator(kwargs, config.get("neural_rendering_resolution"), metadata)
     load_state_dict_checked(G, load_file(str(path)), source=str(path))
-    G.alignment = config.get("alignment")  # photo-alignment convention (inversion.align), if any
     return G
 
 
@@ -97,7 +104,8 @@ def load_eg3d_pickle_generator(path: str | os.PathLike, network: str = "G_ema") 
     record = read_eg3d_pickle(path, networks=(network,))[network]
     if record.class_name != "TriPlaneGenerator":
         raise ValueError(f"{path}: {network} is a {record.class_name}, expected TriPlaneGenerator")
-    G = build_generator(record.init_kwargs, record.attributes.get("neural_rendering_resolution"))
+    metadata = GeneratorMetadata.from_config(None, record.init_kwargs.get("rendering_kwargs"))
+    G = build_generator(record.init_kwargs, record.attributes.get("neural_rendering_resolution"), metadata)
     load_state_dict_checked(G, record.state_dict, source=f"{path} ({network})")
     return G
 

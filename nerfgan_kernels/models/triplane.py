@@ -1,17 +1,22 @@
 """EG3D's TriPlaneGenerator on this package's kernels: mapping -> StyleGAN2 backbone -> tri-planes ->
 importance renderer (our kernels) -> super-resolution. State-dict keys and shapes equal EG3D's.
 
-It also implements the generator protocol of docs/design.md that the inversion methods use.
+It also implements the generator protocol that the inversion methods use
+(``inversion.protocol.NeRFGenerator``, docs/design.md): ``point_query``, ``ray_samples``,
+``ray_range``, ``noise_buffers``, ``params_to_tune``, ``clone`` and ``metadata``.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 from torch import nn
 
 from ..render import ImportanceRenderer, OSGDecoder, camera_rays
+from ..render.cameras import geometry_for
+from .metadata import GeneratorMetadata
 from .stylegan2 import StyleGAN2Backbone
 from .superresolution import SUPERRESOLUTION_MODULES
 
@@ -27,7 +32,8 @@ class TriPlaneGenerator(nn.Module):
     ``fused_modconv_default``), so an EG3D pickle's init kwargs construct it directly.
     ``neural_rendering_resolution`` is a plain attribute, as in EG3D (default 64).
     ``aliased_image_raw=True`` returns EG3D's aliased ``image_raw`` (docs/eg3d.md section 10);
-    the default is the clean composite.
+    the default is the clean composite. ``metadata`` (``GeneratorMetadata``): the camera geometry
+    and alignment convention; the checkpoint loaders fill it from the checkpoint's config.
     """
 
     def __init__(self, z_dim: int, c_dim: int, w_dim: int, img_resolution: int, img_channels: int = 3,
@@ -61,6 +67,7 @@ class TriPlaneGenerator(nn.Module):
         self.rendering_kwargs = rendering_kwargs
         self.aliased_image_raw = aliased_image_raw
         self._last_planes = None
+        self.metadata = GeneratorMetadata(geometry_for(None, rendering_kwargs))
 
     # ---- EG3D entry points -----------------------------------------------------------------------
 
@@ -98,20 +105,25 @@ class TriPlaneGenerator(nn.Module):
     def synthesis(self, ws, c, neural_rendering_resolution: int | None = None, update_emas: bool = False,
                   cache_backbone: bool = False, use_cached_backbone: bool = False,
                   noise_mode: str = "const", deterministic: bool = False,
-                  render_overrides: dict | None = None, **synthesis_kwargs) -> dict:
+                  render_overrides: dict | None = None, planes: torch.Tensor | None = None,
+                  **synthesis_kwargs) -> dict:
         """ws (B, num_ws, w_dim), c (B, 25) camera to render from -> EG3D's output dict:
         ``image`` (B, 3, img_res, img_res), ``image_raw`` (B, 3, nrr, nrr), ``image_depth``
         (B, 1, nrr, nrr); also ``feature_image`` (B, 32, nrr, nrr) and ``weights_sum`` (B, R, 1).
 
         ``deterministic=True`` is the fixtures' pinned sampling (no stratified jitter,
         u = linspace(0, 1, n)). ``render_overrides`` updates the rendering options for this call.
+        ``planes`` (B, 3, 32, H, W): tri-planes the caller computed from ``ws`` (e.g. once per
+        item for several cameras); the backbone is not run then.
         """
         if neural_rendering_resolution is None:
             neural_rendering_resolution = self.neural_rendering_resolution
         else:
             self.neural_rendering_resolution = neural_rendering_resolution
         ray_origins, ray_directions = camera_rays(c, neural_rendering_resolution)
-        if use_cached_backbone and self._last_planes is not None:
+        if planes is not None:
+            pass
+        elif use_cached_backbone and self._last_planes is not None:
             planes = self._last_planes
         else:
             planes = self.planes(ws, noise_mode=noise_mode, update_emas=update_emas, **synthesis_kwargs)
@@ -161,7 +173,50 @@ class TriPlaneGenerator(nn.Module):
         return self.renderer.render_density(planes, self.decoder, coords,
                                             box_warp=self.rendering_kwargs["box_warp"])
 
-    # ---- protocol helpers ------------------------------------------------------------------------
+    # ---- the inversion protocol (inversion.protocol.NeRFGenerator) --------------------------------
+
+    def point_query(self, ws, noise_mode: str = "const"):
+        """ws (K, num_ws, w_dim) -> query(coords (Kc, M, 3), dirs (Kc, M, 3)) -> {'rgb': (K, M, 32),
+        'sigma': (K, M, 1)}, Kc = K or 1 (one point set for all K latents). The planes are
+        computed once here and reused by every call of the query."""
+        planes = self.planes(ws, noise_mode=noise_mode)
+        box_warp = self.rendering_kwargs["box_warp"]
+
+        def query(coords, dirs):
+            return self.renderer.sample_mixed(planes, self.decoder, coords, dirs, box_warp)
+        return query
+
+    def ray_samples(self, ws, cameras, resolution: int):
+        """The renderer's own samples (coarse + importance depths, no gradient) on ``resolution``^2
+        rays of each camera (V, 25), for each latent of ws (K, num_ws, w_dim). -> coords
+        (K, V*R, S, 3), dirs (K, V*R, S, 3), depths (K, V*R, S, 1), R = resolution**2."""
+        with torch.no_grad():
+            planes = self.planes(ws)
+            origins, dirs = camera_rays(cameras, resolution)
+            K = ws.shape[0]
+            options = self.render_options(return_samples=True)
+            depths = [self.renderer(planes, self.decoder, o.expand(K, -1, -1), d.expand(K, -1, -1),
+                                    options)[3]["depths"]
+                      for o, d in zip(origins[:, None], dirs[:, None])]
+            depths = torch.cat(depths, dim=1)
+            o = origins.reshape(1, -1, 1, 3)
+            dr = dirs.reshape(1, -1, 1, 3).expand(K, -1, depths.shape[2], -1)
+            return o + depths * dr, dr, depths
+
+    @property
+    def ray_range(self) -> tuple[float, float]:
+        """(near, far) depths of the rays: EG3D's ``ray_start`` / ``ray_end``; with 'auto' (its
+        ShapeNet configs), the camera distance -+ the half diagonal of the box."""
+        start, end = self.rendering_kwargs.get("ray_start"), self.rendering_kwargs.get("ray_end")
+        if start in (None, "auto") or end in (None, "auto"):
+            half = self.rendering_kwargs.get("box_warp", 1.0) * math.sqrt(3) / 2
+            radius = self.metadata.geometry.radius
+            return max(radius - half, 1e-3), radius + half
+        return float(start), float(end)
+
+    def noise_buffers(self) -> dict[str, torch.Tensor]:
+        """The backbone's constant noise inputs (name -> (H, W) buffer), for projection."""
+        return {n: b for n, b in self.named_buffers() if "noise_const" in n}
 
     def params_to_tune(self, subset: str = "all") -> list[nn.Parameter]:
         """Parameters for fine-tuning: 'all', 'backbone', 'decoder', 'superresolution',

@@ -66,17 +66,26 @@ GEOMETRIES = {g.name: g for g in (FFHQ, AFHQ, SHAPENET_CARS)}
 
 
 def geometry_for(name: str | None = None, rendering_kwargs: dict | None = None) -> Geometry:
-    """The named geometry (``GEOMETRIES``; FFHQ when None) with the radius and pivot of a
-    generator's ``rendering_kwargs`` (``avg_camera_radius``, ``avg_camera_pivot``) where it has
-    them. ValueError for an unknown name."""
+    """The named geometry (``GEOMETRIES``) with the radius and pivot of a generator's
+    ``rendering_kwargs`` (``avg_camera_radius``, ``avg_camera_pivot``) where it has them. Without a
+    name: the preset whose radius and pivot those are (an EG3D AFHQ checkpoint is AFHQ), FFHQ's
+    distributions otherwise. ValueError for an unknown name."""
     if name is not None and name not in GEOMETRIES:
         raise ValueError(f"camera geometry must be one of {sorted(GEOMETRIES)}, got {name!r}")
-    base = GEOMETRIES[name or "ffhq"]
     kw = rendering_kwargs or {}
-    radius = float(kw.get("avg_camera_radius", base.radius))
-    pivot = tuple(float(x) for x in kw.get("avg_camera_pivot", base.pivot))
-    if len(pivot) != 3:
-        raise ValueError(f"avg_camera_pivot must have 3 coordinates, got {pivot}")
+    radius = kw.get("avg_camera_radius")
+    pivot = kw.get("avg_camera_pivot")
+    if pivot is not None:
+        pivot = tuple(float(x) for x in pivot)
+        if len(pivot) != 3:
+            raise ValueError(f"avg_camera_pivot must have 3 coordinates, got {pivot}")
+    if name is None:
+        matching = [g for g in GEOMETRIES.values()
+                    if (radius is None or float(radius) == g.radius) and (pivot is None or pivot == g.pivot)]
+        name = matching[0].name if matching else "ffhq"
+    base = GEOMETRIES[name]
+    radius = base.radius if radius is None else float(radius)
+    pivot = base.pivot if pivot is None else pivot
     if (radius, pivot) == (base.radius, base.pivot):
         return base
     return replace(base, radius=radius, pivot=pivot)
