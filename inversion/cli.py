@@ -31,7 +31,7 @@ from .losses import ImageLoss
 from .multilatent import AzimuthBlend
 from .outputs import write_reconstruction, write_turntable
 from .report import run_metrics, write_run_outputs
-from .target import load_target, load_video_target
+from .target import Target, load_masks, load_target, load_video_target
 
 FAST = {"projection_steps": 20, "tuning_steps": 10, "frames": 6,
         "nerfinvertor": {"explicit_resolution": 32, "explicit_samples": 16},
@@ -53,17 +53,17 @@ def expand_images(paths) -> list[str]:
     return out
 
 
-def align_for_inversion(images: list[str], G, out_dir: Path, masks=None):
-    """Photos without a camera: run nerfgan-align for the generator into ``out_dir``; returns the
-    crops, their dataset.json and (unless masks were given) the person masks."""
-    from .align.cli import align_paths
-    from .align.pipeline import Aligner, write_aligned
+def align_for_inversion(images: list[str], G, out_dir: Path, masks=None) -> Target:
+    """Photos without a camera: align them for the generator (nerfgan-align's pipeline) into the
+    inversion target, in memory; the aligned folder (crops, masks, labels, overlays) is written to
+    ``out_dir`` for the record. masks: the user's masks replace the person masks."""
+    from .align.pipeline import Aligner, aligned_target, write_aligned
     try:
         aligner = Aligner.for_generator(G)
     except ImportError as e:
         raise SystemExit(f"no --camera and no dataset.json beside {images[0]}: {e}") from None
     try:
-        aligned, errors = align_paths(images, aligner)
+        aligned, errors = aligner.align_files(images)
     finally:
         aligner.close()
     write_aligned(out_dir, aligned, errors, aligner.convention)
@@ -72,9 +72,10 @@ def align_for_inversion(images: list[str], G, out_dir: Path, masks=None):
     for a in aligned:
         m = a.measurement
         print(f"aligned {a.name}: yaw {m.yaw:+.1f}, elevation {m.elevation:+.1f} deg -> {out_dir}")
-    stems = [Path(a.name).stem for a in aligned]
-    crops = [str(out_dir / f"{s}.png") for s in stems]
-    return crops, str(out_dir / "dataset.json"), masks or [str(out_dir / "masks" / f"{s}.png") for s in stems]
+    target = aligned_target(aligned)
+    if masks:
+        target = Target(target.images, target.cameras, load_masks(masks, target.images.shape[-1]))
+    return target
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -135,10 +136,12 @@ def main(argv=None) -> int:
     if args.video is not None:
         target = load_video_target(args.video, args.camera, args.video_frames, resolution).to(args.device)
     else:
-        images, camera, masks = expand_images(args.image), args.camera, args.mask
-        if camera is None and not (Path(images[0]).parent / "dataset.json").exists():
-            images, camera, masks = align_for_inversion(images, G, out / "aligned", masks)
-        target = load_target(images, camera, masks, resolution=resolution).to(args.device)
+        images = expand_images(args.image)
+        if args.camera is None and not (Path(images[0]).parent / "dataset.json").exists():
+            target = align_for_inversion(images, G, out / "aligned", args.mask)
+        else:
+            target = load_target(images, args.camera, args.mask, resolution=resolution)
+        target = target.to(args.device)
     multi = args.method in ("multiview", "multilatent", "incremental")
     if multi and len(target) < 2:
         raise SystemExit(f"--method {args.method} needs several views; got {len(target)} image")

@@ -62,13 +62,26 @@ class Target:
         return Target(images, self.cameras, masks)
 
 
+def image_from_array(array: np.ndarray) -> torch.Tensor:
+    """(H, W[, C]) uint8 -> (3, H, W) float32 in [-1, 1] (alpha dropped, grey expanded)."""
+    array = np.asarray(array)
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=-1)
+    return torch.from_numpy(array[..., :3].astype(np.float32)).permute(2, 0, 1) / 127.5 - 1
+
+
+def mask_from_array(array: np.ndarray) -> torch.Tensor:
+    """Greyscale / RGB(A) mask (H, W[, C]) -> (1, H, W) in [0, 1] (divided by its maximum)."""
+    array = np.asarray(array).astype(np.float32)
+    if array.ndim == 3:
+        array = array[..., 0]
+    return torch.from_numpy(array / max(1.0, float(array.max())))[None]
+
+
 def load_image(path: str | os.PathLike, resolution: int | None = None) -> torch.Tensor:
     """PNG/JPEG -> (3, H, W) float32 in [-1, 1] (alpha dropped, grey expanded)."""
     import imageio.v3 as iio
-    array = np.asarray(iio.imread(os.fspath(path)))
-    if array.ndim == 2:
-        array = np.repeat(array[..., None], 3, axis=-1)
-    image = torch.from_numpy(array[..., :3].astype(np.float32)).permute(2, 0, 1) / 127.5 - 1
+    image = image_from_array(iio.imread(os.fspath(path)))
     if resolution is not None and image.shape[-1] != resolution:
         image = Target(image, torch.zeros(25)).resized(resolution).images[0]
     return image
@@ -77,10 +90,7 @@ def load_image(path: str | os.PathLike, resolution: int | None = None) -> torch.
 def load_mask(path: str | os.PathLike) -> torch.Tensor:
     """Greyscale / RGB(A) mask image -> (1, H, W) in [0, 1]."""
     import imageio.v3 as iio
-    array = np.asarray(iio.imread(os.fspath(path))).astype(np.float32)
-    if array.ndim == 3:
-        array = array[..., 0]
-    return torch.from_numpy(array / max(1.0, float(array.max())))[None]
+    return mask_from_array(iio.imread(os.fspath(path)))
 
 
 def load_camera(path: str | os.PathLike, image_name: str | None = None) -> torch.Tensor:
@@ -119,13 +129,16 @@ def load_target(images, camera: str | os.PathLike | None = None, masks=None,
     cams = torch.stack([load_camera(camera, Path(p).name if len(paths) > 1 or
                                     "labels" in json.loads(Path(camera).read_text()) else None)
                         for p in paths])
-    mask_t = None
-    if masks is not None:
-        mpaths = [masks] if isinstance(masks, (str, os.PathLike)) else list(masks)
-        mask_t = torch.stack([load_mask(m) for m in mpaths])
-        if mask_t.shape[-1] != imgs.shape[-1]:
-            mask_t = F.interpolate(mask_t, size=imgs.shape[-2:], mode="area")
-    return Target(imgs, cams, mask_t)
+    return Target(imgs, cams, None if masks is None else load_masks(masks, imgs.shape[-1]))
+
+
+def load_masks(masks, resolution: int) -> torch.Tensor:
+    """One mask path or a list of them -> (N, 1, resolution, resolution) in [0, 1] (area-resized)."""
+    mpaths = [masks] if isinstance(masks, (str, os.PathLike)) else list(masks)
+    mask_t = torch.stack([load_mask(m) for m in mpaths])
+    if mask_t.shape[-1] != resolution:
+        mask_t = F.interpolate(mask_t, size=(resolution, resolution), mode="area")
+    return mask_t
 
 
 def read_video_frames(video: str | os.PathLike, frames: int) -> tuple[list[int], list[np.ndarray]]:
@@ -147,11 +160,7 @@ def load_video_target(video: str | os.PathLike, camera: str | os.PathLike, frame
     dataset.json whose labels, in file order, belong to the sampled frames (one label each)."""
     if camera is None:
         raise ValueError("camera is required with a video: a dataset.json with one label per sampled frame")
-    images = []
-    for array in read_video_frames(video, frames)[1]:
-        if array.ndim == 2:
-            array = np.repeat(array[..., None], 3, axis=-1)
-        images.append(torch.from_numpy(array[..., :3].astype(np.float32)).permute(2, 0, 1) / 127.5 - 1)
+    images = [image_from_array(array) for array in read_video_frames(video, frames)[1]]
     data = json.loads(Path(camera).read_text())
     labels = [lab for _, lab in data.get("labels", [])]
     if len(labels) != frames:

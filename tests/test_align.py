@@ -166,3 +166,26 @@ def test_invert_a_photo_without_camera_aligns_it_first(astronaut, tmp_path):
     assert rc == 0 and (run / "aligned" / "dataset.json").exists() and (run / "aligned" / "masks" / "astronaut.png").exists()
     metrics = json.loads((run / "metrics.json").read_text())
     assert np.isfinite(metrics["input_view"]["psnr"]) and (run / "reconstruction.png").exists()
+
+
+def test_aligned_target_in_memory_equals_the_written_folder(astronaut, tmp_path):
+    """Photo -> Target in memory (what nerfgan-invert inverts) is exactly what load_target reads
+    back from the folder nerfgan-align writes; a file that fails is an error, not a target."""
+    from inversion.align import aligned_target, write_aligned
+    from inversion.target import load_target
+    a = Aligner(128)
+    try:
+        aligned, errors = a.align_files([astronaut, tmp_path / "missing.png"])
+    finally:
+        a.close()
+    assert len(aligned) == 1 and len(errors) == 1 and "missing.png" in errors[0]
+    target = aligned_target(aligned)
+    write_aligned(tmp_path / "out", aligned, errors, a.convention)
+    disk = load_target([tmp_path / "out" / "astronaut.png"], tmp_path / "out" / "dataset.json",
+                       [tmp_path / "out" / "masks" / "astronaut.png"])
+    assert target.images.shape == (1, 3, 128, 128) and target.masks.shape == (1, 1, 128, 128)
+    for got, want in ((target.images, disk.images), (target.cameras, disk.cameras), (target.masks, disk.masks)):
+        assert torch.equal(got, want)
+    assert 0.05 < float(target.masks.mean()) < 0.95
+    with pytest.raises(ValueError, match="at least one"):
+        aligned_target([])

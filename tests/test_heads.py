@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from inversion.data.heads import (BACKGROUND_DEPTH, HeadParams, HeadScene, SphereScene, render_head,
+from inversion.data.heads import (BACKGROUND_DEPTH, HeadParams, HeadScene, render_head,
                                   render_scene, sample_head, yaw_cameras)
 from nerfgan_kernels.render import camera_rays, look_at_camera
 
@@ -75,6 +75,20 @@ def _ray_sphere(o, d, centre, radius):
     b = (oc * d).sum(-1)
     disc = b * b - ((oc * oc).sum(-1) - radius ** 2)
     return -b - disc.sqrt()
+
+
+class SphereScene:
+    """A single sphere: the scene interface of ``render_scene`` (sdf, albedo), for checking the
+    tracer against the analytic ray-sphere intersection."""
+
+    def __init__(self, centre=(0.0, 0.0, 0.0), radius: float = 0.3, colour=(0.8, 0.5, 0.3)):
+        self.centre, self.radius, self.colour = tuple(centre), float(radius), tuple(colour)
+
+    def sdf(self, p):
+        return (p - p.new_tensor(self.centre)).norm(dim=-1) - self.radius
+
+    def albedo(self, p):
+        return p.new_tensor(self.colour).expand(p.shape)
 
 
 def test_depth_matches_analytic_sphere():

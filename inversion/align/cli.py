@@ -45,17 +45,6 @@ def aligner_for(checkpoint: str | None, resolution: int = 512, **kwargs) -> Alig
     return Aligner.for_generator(load_generator(checkpoint), **kwargs)
 
 
-def align_paths(paths, aligner: Aligner) -> tuple[list, list[str]]:
-    """Align photo files; returns (aligned, errors) and writes nothing."""
-    aligned, errors = [], []
-    for path in paths:
-        try:
-            aligned.append(aligner.align_file(path))
-        except AlignmentError as e:
-            errors.append(str(e))
-    return aligned, errors
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     aligner = aligner_for(args.checkpoint, args.resolution, min_face=args.min_face)
@@ -63,7 +52,7 @@ def main(argv=None) -> int:
         if args.video is not None:
             aligned, errors = aligner.align_video(args.video, args.frames, args.smooth)
         else:
-            aligned, errors = align_paths(args.photos, aligner)
+            aligned, errors = aligner.align_files(args.photos)
     finally:
         aligner.close()
     out = write_aligned(args.out, aligned, errors, aligner.convention)

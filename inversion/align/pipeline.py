@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..target import Target, image_from_array, mask_from_array, read_video_frames
 from .convention import Convention, camera_from_angles, crop_corners
 from .crop import draw_overlay, outside_fraction, warp_crop
 from .pose import Pose, canonical_mesh, fit_pose
@@ -154,11 +155,20 @@ class Aligner:
     def align_file(self, path: str | os.PathLike) -> Aligned:
         return self.align(read_photo(path), str(path))
 
+    def align_files(self, paths) -> tuple[list[Aligned], list[str]]:
+        """Align photo files; returns (aligned, errors: one message per file that failed)."""
+        aligned, errors = [], []
+        for path in paths:
+            try:
+                aligned.append(self.align_file(path))
+            except AlignmentError as e:
+                errors.append(str(e))
+        return aligned, errors
+
     def align_video(self, video: str | os.PathLike, frames: int = 8, smooth: float = 1.0
                     ) -> tuple[list[Aligned], list[str]]:
         """Frames sampled evenly; poses smoothed over time (Gaussian, ``smooth`` frames; 0 = off).
         Returns (aligned frames, errors of the frames that failed)."""
-        from ..target import read_video_frames
         picks, arrays = read_video_frames(video, frames)
         stem = Path(video).stem
         measured, errors = [], []
@@ -202,6 +212,17 @@ def smooth_measurements(ms: list[Measurement], sigma: float) -> None:
         m.yaw = math.degrees(math.atan2(d[i, 0], d[i, 2]))
         m.elevation = math.degrees(math.asin(np.clip(d[i, 1], -1, 1)))
         m.roll, m.center, m.side = float(roll[i]), center[i], float(side[i])
+
+
+def aligned_target(aligned: list[Aligned]) -> Target:
+    """The inversion target of aligned images, in memory: crops (N, 3, res, res) in [-1, 1],
+    labels (N, 25), person masks (N, 1, res, res) in [0, 1] (what ``load_target`` reads back
+    from the folder ``write_aligned`` writes)."""
+    if not aligned:
+        raise ValueError("aligned must hold at least one aligned image")
+    return Target(torch.stack([image_from_array(a.crop) for a in aligned]),
+                  torch.stack([a.label.float().reshape(25) for a in aligned]),
+                  torch.stack([mask_from_array(a.mask) for a in aligned]))
 
 
 def write_aligned(out_dir: str | os.PathLike, aligned: list[Aligned], errors: list[str],

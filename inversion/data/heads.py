@@ -316,19 +316,6 @@ class HeadScene:
         return rgb.clamp(0, 1)
 
 
-class SphereScene:
-    """A single sphere (for testing the renderer against an analytic ray-sphere intersection)."""
-
-    def __init__(self, centre=(0.0, 0.0, 0.0), radius: float = 0.3, colour=(0.8, 0.5, 0.3)):
-        self.centre, self.radius, self.colour = tuple(centre), float(radius), tuple(colour)
-
-    def sdf(self, p):
-        return _sphere(p, self.centre, self.radius)
-
-    def albedo(self, p):
-        return p.new_tensor(self.colour).expand(p.shape)
-
-
 # ---- sphere tracing -------------------------------------------------------------------------------
 
 def _as_cameras(camera) -> torch.Tensor:

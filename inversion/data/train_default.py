@@ -79,19 +79,24 @@ DEFAULT_GENERATOR_KWARGS = {
     },
 }
 
-# A config for tests and smoke runs: same architecture family, tiny and fast.
+# The trainer's architecture presets, as overrides of DEFAULT_GENERATOR_KWARGS: "default" is the
+# shipped model; "tiny" is the smoke-run preset (the same architecture family, small and fast: a
+# whole training run in about a minute, to check a setup before a long run).
 # (SuperresolutionHybrid2X fixes the output at 128; use nrr 32 with it.)
-TINY_OVERRIDES = {
-    "channel_base": 512, "channel_max": 32,
-    "sr_kwargs": {"channel_base": 512, "channel_max": 32, "fused_modconv_default": "inference_only"},
-    "rendering_kwargs": {"depth_resolution": 12, "depth_resolution_importance": 12},
+PRESETS = {
+    "default": {},
+    "tiny": {
+        "channel_base": 512, "channel_max": 32,
+        "sr_kwargs": {"channel_base": 512, "channel_max": 32, "fused_modconv_default": "inference_only"},
+        "rendering_kwargs": {"depth_resolution": 12, "depth_resolution_importance": 12},
+    },
 }
 
 
 @dataclass
 class TrainConfig:
     """Training settings (all saved in the checkpoint and the generator's JSON)."""
-    preset: str = "default"          # "default" or "tiny" (architecture)
+    preset: str = "default"          # a key of PRESETS (architecture)
     heads: int = 32                  # head seeds 0 .. heads-1
     expressions: tuple = (0.0, 0.6)  # expression values per head
     views: int = 8                   # cached views per item
@@ -113,15 +118,14 @@ class TrainConfig:
     ema_half_life: float = 0.0       # steps; > 0 keeps an EMA of the weights and codes (shipped)
 
     def generator_kwargs(self) -> dict:
-        if self.preset not in ("default", "tiny"):
-            raise ValueError(f"preset must be 'default' or 'tiny', got {self.preset!r}")
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
         kwargs = json.loads(json.dumps(DEFAULT_GENERATOR_KWARGS))
-        if self.preset == "tiny":
-            for k, v in TINY_OVERRIDES.items():
-                if k == "rendering_kwargs":
-                    kwargs[k].update(v)
-                else:
-                    kwargs[k] = v
+        for k, v in PRESETS[self.preset].items():
+            if k == "rendering_kwargs":
+                kwargs[k].update(v)
+            else:
+                kwargs[k] = v
         return kwargs
 
     def check(self) -> None:

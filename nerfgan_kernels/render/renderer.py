@@ -27,15 +27,15 @@ composited with an infinite clamp range and the clamp is applied once at the end
 
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.utils.checkpoint
 
 from .. import _checks
+from .march import render_chunk, render_chunk_fused
 from .memory import DEFAULT_MAX_MEMORY_BYTES, decoder_sizes, plan_chunks, ray_bytes
 from .options import RenderOptions, parse_options
-from .paths import check_ops, features, fused_decoder, kernel_layout, op_module, resolve_ops
+from .paths import check_ops, fused_decoder, kernel_layout, op_module, resolve_ops
 from .points import render_density, sample_mixed
 from .rays import ray_box_intersect
 from .sampling import stratified_depths
@@ -183,14 +183,14 @@ class ImportanceRenderer(torch.nn.Module):
             args = (planes, ray_origins[:, sl], ray_directions[:, sl], depths_coarse[:, sl],
                     None if u is None else u[:, sl])
             if fused is not None:
-                results.append(self._render_chunk_fused(fused, opt, *args))
+                results.append(render_chunk_fused(fused, opt, *args))
                 continue
             args += tuple(None if t is None else t[:, sl] for t in noise)
             if opt.checkpoint and grad:
                 results.append(torch.utils.checkpoint.checkpoint(
-                    self._render_chunk, decoder, opt, ops, *args, use_reentrant=False))
+                    render_chunk, decoder, opt, ops, *args, use_reentrant=False))
             else:
-                results.append(self._render_chunk(decoder, opt, ops, *args))
+                results.append(render_chunk(decoder, opt, ops, *args))
 
         rgb = torch.cat([r[0] for r in results], dim=1)
         depth = torch.cat([r[1] for r in results], dim=1)
@@ -202,88 +202,6 @@ class ImportanceRenderer(torch.nn.Module):
             return rgb, depth, weights_sum
         samples = {k: torch.cat([r[5][k] for r in results], dim=1) for k in results[0][5]}
         return rgb, depth, weights_sum, samples
-
-    def _decode(self, ops: str, planes, decoder, origins, directions, depths, opt: RenderOptions, noise):
-        """Decoder output at o + t*d for depths (N, Rc, S, 1): colours (N, Rc, S, O), raw
-        densities (N, Rc, S, 1)."""
-        N, Rc, S, _ = depths.shape
-        coords = (origins.unsqueeze(-2) + depths * directions.unsqueeze(-2)).reshape(N, -1, 3)
-        dirs = None
-        if getattr(decoder, "uses_directions", True):
-            dirs = directions.unsqueeze(-2).expand(-1, -1, S, -1).reshape(N, -1, 3)
-        out = decoder(features(ops, planes, decoder, coords, opt.box_warp), dirs)
-        colors = out["rgb"].reshape(N, Rc, S, out["rgb"].shape[-1])
-        densities = out["sigma"].reshape(N, Rc, S, 1)
-        if noise is not None:
-            densities = densities + noise
-        return colors, densities
-
-    def _render_chunk(self, decoder, opt: RenderOptions, ops_name: str, planes, origins, directions,
-                      depths_coarse, u, noise_coarse, noise_fine):
-        """Render rays (N, Rc, 3) with the per-op chain of ``ops_name`` ("kernels" or
-        "reference"). Returns rgb (N, Rc, O), depth (N, Rc, 1) not yet clamped, weights_sum
-        (N, Rc, 1), the min and max of this chunk's merged depths (0-d), and the per-sample dict
-        (empty unless opt.return_samples)."""
-        ops = op_module(ops_name)
-        march = dict(white_back=opt.white_back, t_min=opt.t_min, alpha_min=opt.alpha_min,
-                     depth_range=(-math.inf, math.inf))
-        colors, densities = self._decode(ops_name, planes, decoder, origins, directions,
-                                         depths_coarse, opt, noise_coarse)
-        depths = depths_coarse
-        samples = {}
-        if opt.n_importance > 0:
-            with torch.no_grad():
-                _, _, weights_coarse = ops.composite(colors, densities, depths_coarse, **march)
-                depths_fine = ops.sample_pdf(depths_coarse, weights_coarse, opt.n_importance, u=u,
-                                             deterministic=opt.deterministic and u is None)
-            colors_fine, densities_fine = self._decode(ops_name, planes, decoder, origins,
-                                                       directions, depths_fine, opt, noise_fine)
-            depths, (colors, densities) = ops.merge_samples(
-                depths_coarse, [colors, densities], depths_fine, [colors_fine, densities_fine])
-            del colors_fine, densities_fine  # without autograd their memory is free now
-            if opt.return_samples:
-                samples.update(depths_coarse=depths_coarse, weights_coarse=weights_coarse,
-                               depths_fine=depths_fine)
-        rgb, depth, weights = ops.composite(colors, densities, depths, **march)
-        if opt.return_samples:
-            samples.update(depths=depths, densities=densities, weights=weights)
-        lo, hi = torch.aminmax(depths.detach()) if depths.numel() else (depths.new_zeros(()),) * 2
-        return rgb, depth, weights.sum(2), lo, hi, samples
-
-    def _render_chunk_fused(self, decoder, opt: RenderOptions, planes, origins, directions,
-                            depths_coarse, u):
-        """``_render_chunk`` on the fused op: the coarse pass gives its weights and densities (no
-        grad), the final pass renders the merged samples, the coarse ones decoded again only
-        where their colour has a weight."""
-        import nerfgan_kernels as ops
-        march = dict(box_warp=opt.box_warp, white_back=opt.white_back, t_min=opt.t_min,
-                     alpha_min=opt.alpha_min, depth_range=(-math.inf, math.inf))
-        depths, known, samples = depths_coarse, None, {}
-        if opt.n_importance > 0:
-            with torch.no_grad():
-                _, _, weights_coarse, _, densities_coarse = ops.render_triplane(
-                    planes, decoder, origins, directions, depths_coarse, return_densities=True,
-                    **march)
-                depths_fine = ops.sample_pdf(depths_coarse, weights_coarse, opt.n_importance, u=u,
-                                             deterministic=opt.deterministic and u is None)
-                # The coarse samples' densities are known: the final pass decodes such a sample
-                # only if its colour gets a weight (nerfacc's skipping of empty space).
-                depths, (known,) = ops.merge_samples(
-                    depths_coarse, [densities_coarse], depths_fine,
-                    [torch.full_like(depths_fine, math.nan)])
-            if opt.return_samples:
-                samples.update(depths_coarse=depths_coarse, weights_coarse=weights_coarse,
-                               depths_fine=depths_fine)
-        rgb, depth, weights, weights_sum = ops.render_triplane(
-            planes, decoder, origins, directions, depths, known_densities=known, **march)
-        if opt.return_samples:
-            N, Rc, S, _ = depths.shape
-            coords = (origins.unsqueeze(-2) + depths * directions.unsqueeze(-2)).reshape(N, -1, 3)
-            densities = ops.decode_triplane(planes, decoder, coords, opt.box_warp)[1]
-            samples.update(depths=depths, densities=densities.reshape(N, Rc, S, 1),
-                           weights=weights)
-        lo, hi = torch.aminmax(depths.detach()) if depths.numel() else (depths.new_zeros(()),) * 2
-        return rgb, depth, weights_sum, lo, hi, samples
 
     # -- thin EG3D-named wrappers
 
