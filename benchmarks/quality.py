@@ -35,7 +35,7 @@ from common import emit  # noqa: E402
 
 from inversion import Target  # noqa: E402
 from inversion.data.heads import render_head, sample_head, yaw_cameras  # noqa: E402
-from inversion.demo import DEMO_EXPRESSION, INPUT_PITCH, INPUT_YAW, NOVEL_YAWS, TUNING  # noqa: E402
+from inversion.demo import DEMO_EXPRESSION, INPUT_ELEVATION, INPUT_YAW, NOVEL_YAWS, TUNING  # noqa: E402
 from inversion.evaluation import depth_consistency, score_views  # noqa: E402
 from inversion.incremental import Session  # noqa: E402
 from inversion.multilatent import AzimuthBlend, multilatent_inversion, multiview_inversion  # noqa: E402
@@ -130,7 +130,7 @@ def main(argv=None) -> None:
         metric = load_lpips("alex")
     except LPIPSWeightsMissing:
         metric = None
-    cam, novel = yaw_cameras([INPUT_YAW], INPUT_PITCH), yaw_cameras(list(NOVEL_YAWS), INPUT_PITCH)
+    cam, novel = yaw_cameras([INPUT_YAW], INPUT_ELEVATION), yaw_cameras(list(NOVEL_YAWS), INPUT_ELEVATION)
     sums: dict[str, dict[str, float]] = {m: {} for m in args.methods}
     for seed in args.heads:
         head = sample_head(seed, expression=DEMO_EXPRESSION)

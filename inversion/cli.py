@@ -2,7 +2,7 @@
 
     nerfgan-invert                       # the demo: a procedural head, NeRFInvertor, default model
     nerfgan-invert --method nerfinvertor --image face.png --camera cam.json \\
-        --checkpoint ffhq512-128.pkl --out runs/x [--steps N] [--fast]
+        --checkpoint ffhq512-128.pkl --out runs/x [--schedule default|published] [--steps N] [--fast]
     nerfgan-invert --method {multiview,multilatent,incremental} --images DIR_OR_FILES... \\
         [--camera dataset.json] --out runs/y
     nerfgan-invert --method incremental --video clip.mp4 --video-frames 8 --camera dataset.json --out runs/z
@@ -31,6 +31,7 @@ from .losses import ImageLoss
 from .multilatent import AzimuthBlend
 from .outputs import write_reconstruction, write_turntable
 from .report import run_metrics, write_run_outputs
+from .schedules import SCHEDULES, schedule_options
 from .target import Target, load_masks, load_target, load_video_target
 
 FAST = {"projection_steps": 20, "tuning_steps": 10, "frames": 6,
@@ -98,6 +99,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--projection-steps", type=int, default=None)
     p.add_argument("--perceptual", default="lpips-vgg", choices=["lpips-vgg", "lpips-alex", "mse+ssim", "none"],
                    help="perceptual loss; 'mse+ssim' is the fallback when the LPIPS backbone weights are missing")
+    p.add_argument("--schedule", default="default", choices=sorted(SCHEDULES),
+                   help="steps and stage options: 'default' (the fast recipe, inversion.schedules) or "
+                   "'published' (the papers' 500 projection + 350 PTI / 1000 NeRFInvertor steps)")
     p.add_argument("--fast", action="store_true", help="short schedule and small renders, for a quick look")
     p.add_argument("--frames", type=int, default=None, help="turntable frames (default 24, --fast 6)")
     p.add_argument("--checkpoint-every", type=int, default=50)
@@ -146,14 +150,18 @@ def main(argv=None) -> int:
     if multi and len(target) < 2:
         raise SystemExit(f"--method {args.method} needs several views; got {len(target)} image")
     loss = ImageLoss(1.0, 1.0, args.perceptual)
-    projection_steps = args.projection_steps or (FAST["projection_steps"] if args.fast else 500)
-    tuning_steps = FAST["tuning_steps"] if args.fast else None
+    schedule = schedule_options(args.schedule, args.method)
+    tuning_options = schedule.get("tuning_options", {})
+    if args.fast:  # the smoke run: few steps and small renders on top of the schedule's options
+        schedule.update(projection_steps=FAST["projection_steps"], tuning_steps=FAST["tuning_steps"])
+        tuning_options.update(FAST.get(args.method, {}))
+    projection_steps = args.projection_steps or schedule["projection_steps"]
+    tuning_steps = schedule.get("tuning_steps")
     if args.steps is not None:
         if args.method in ("w", "wplus"):
             projection_steps = args.steps
         else:
             tuning_steps = args.steps
-    tuning_options = dict(FAST.get(args.method, {})) if args.fast else {}
     if args.masked:
         if args.method != "nerfinvertor":
             raise SystemExit("--masked applies to --method nerfinvertor only")

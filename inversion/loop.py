@@ -41,7 +41,8 @@ class LoopState:
     step: int = 0
     logs: list = field(default_factory=list)
     stopped_early: bool = False
-    seconds: float = 0.0
+    seconds: float = 0.0      # wall time of the steps, over every (resumed) run
+    cpu_seconds: float = 0.0  # process CPU time of the steps (all threads), likewise
 
 
 def run_loop(config: LoopConfig, tensors: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer,
@@ -68,6 +69,7 @@ def run_loop(config: LoopConfig, tensors: dict[str, torch.Tensor], optimizer: to
         optimizer.load_state_dict(saved["optimizer"])
         state.step, state.logs = saved["step"], saved["logs"]
         state.stopped_early, state.seconds = saved["stopped_early"], saved["seconds"]
+        state.cpu_seconds = saved.get("cpu_seconds", 0.0)
     params = [p for g in optimizer.param_groups for p in g["params"]]
     bar = tqdm(total=config.steps, initial=state.step, desc=config.description,
                disable=not config.progress, leave=False)
@@ -76,7 +78,7 @@ def run_loop(config: LoopConfig, tensors: dict[str, torch.Tensor], optimizer: to
     log_file = open(config.log_path, "a") if config.log_path else None
     try:
         while state.step < config.steps and not state.stopped_early:
-            step, t0 = state.step, time.perf_counter()
+            step, t0, c0 = state.step, time.perf_counter(), time.process_time()
             if lr_fn is not None:
                 for group in optimizer.param_groups:
                     group["lr"] = lr_fn(step)
@@ -90,11 +92,12 @@ def run_loop(config: LoopConfig, tensors: dict[str, torch.Tensor], optimizer: to
             optimizer.step()
             if after_step is not None:
                 after_step(step)
-            seconds = time.perf_counter() - t0
+            seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
             record = {"step": step, "loss": float(loss.detach()), "seconds": seconds,
                       "lr": optimizer.param_groups[0]["lr"], **metrics}
             state.logs.append(record)
             state.seconds += seconds
+            state.cpu_seconds += cpu_seconds
             state.step += 1
             if log_file:
                 log_file.write(json.dumps(record) + "\n")
@@ -128,7 +131,7 @@ def atomic_save(obj, path: str | os.PathLike) -> None:
 def save_loop_checkpoint(path: Path, state: LoopState, tensors: dict, optimizer) -> None:
     """Atomically write the loop's resumable state."""
     atomic_save({"step": state.step, "logs": state.logs, "stopped_early": state.stopped_early,
-                 "seconds": state.seconds, "optimizer": optimizer.state_dict(),
+                 "seconds": state.seconds, "cpu_seconds": state.cpu_seconds, "optimizer": optimizer.state_dict(),
                  "tensors": {k: v.detach().cpu() for k, v in tensors.items()}}, path)
 
 

@@ -20,7 +20,7 @@ import torch
 from nerfgan_kernels.render import camera_rays
 from nerfgan_kernels.render.cameras import neighbour_cameras as random_cameras  # noqa: F401 (public name)
 from nerfgan_kernels.render.compositing import weighted_colours
-from nerfgan_kernels.render.memory import NEIGHBOURHOOD_SAMPLE_BYTES
+from nerfgan_kernels.render.memory import NEIGHBOURHOOD_SAMPLE_BYTES, plan_chunks
 
 from .protocol import NeRFGenerator
 
@@ -107,7 +107,7 @@ def neighborhood_batch(G: NeRFGenerator, G0: NeRFGenerator, ws: torch.Tensor, ca
     given_fg = None
     if isinstance(masks, torch.Tensor):  # (1, V*R), broadcast over latents
         given_fg = (masks.reshape(1, V * R) > 0.5).to(depths.dtype).to(depths.device)
-    rays_per_chunk = max(1, int(max_memory_bytes // (K * S * NEIGHBOURHOOD_SAMPLE_BYTES)))
+    rays_per_chunk = plan_chunks(K, V * R, S * NEIGHBOURHOOD_SAMPLE_BYTES, max_memory_bytes)
     query_g = G.point_query(ws)
     with torch.no_grad():
         query_g0 = G0.point_query(ws)

@@ -79,7 +79,8 @@ def run_stage(name: str, G, target: Target, config, plan: Callable[..., StagePla
               loop: LoopConfig | None = None, seed: int = 0, method: str | None = None,
               description: str | None = None) -> Result:
     """Run one stage and return its Result(method or name, ws, delta, timings {name: total
-    seconds, name_optimization: loop seconds}, input-view metrics, logs, options = the config's
+    seconds, name_optimization: the steps' wall seconds, name_optimization_cpu: their process CPU
+    seconds; both add up over resumed runs}, input-view metrics, logs, options = the config's
     fields + the loss's perceptual name + the plan's extra options).
 
     plan(G, target, config, context: StageContext) -> StagePlan. loop: checkpointing / progress
@@ -102,5 +103,5 @@ def run_stage(name: str, G, target: Target, config, plan: Callable[..., StagePla
     metrics.update(extra_metrics)
     options = {**{f.name: getattr(config, f.name) for f in dataclasses.fields(config)}, "perceptual": loss.perceptual_name, **extra_options}
     timings = {**p.extra_timings, name: time.perf_counter() - t_start,
-               f"{name}_optimization": state.seconds}
+               f"{name}_optimization": state.seconds, f"{name}_optimization_cpu": state.cpu_seconds}
     return Result(method or name, ws, state_delta(G, base_state), timings, metrics, state.logs, options)

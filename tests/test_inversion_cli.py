@@ -35,3 +35,38 @@ def test_cli_fast_runs_end_to_end(tmp_path, method):
     assert metrics["loss"] == "mse+ssim" and np.isfinite(metrics["input_view"]["psnr"])
     assert metrics["schema"] == "nerfgan-invert/metrics" and metrics["version"] == 1
     assert "reconstruction.png" in (run / "report.md").read_text()
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("schedule", ["default", "published"])
+def test_cli_schedule_chooses_the_run_options(tmp_path, monkeypatch, schedule):
+    """--schedule published runs the papers' step counts at the stage defaults; the default is the
+    fast recipe of inversion.schedules (the same as the demo's); --steps still overrides."""
+    import inversion.cli
+    from inversion.schedules import FAST_NERFINVERTOR
+    torch.manual_seed(0)
+    ckpt = save_generator(build_generator(tiny_triplane_kwargs(), 32), tmp_path / "tiny.safetensors")
+    iio.imwrite(tmp_path / "face.png", (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8))
+    (tmp_path / "cam.json").write_text(json.dumps({"label": look_at_camera(1.57, 1.57)[0].tolist()}))
+    seen = []
+
+    def fake_run(method, G, target, **options):
+        seen.append(options)
+        raise _Stop
+
+    monkeypatch.setattr(inversion.cli, "run", fake_run)
+    args = ["--method", "nerfinvertor", "--image", str(tmp_path / "face.png"), "--camera", str(tmp_path / "cam.json"),
+            "--checkpoint", str(ckpt), "--out", str(tmp_path / "run"), "--perceptual", "none", "--schedule", schedule]
+    for extra in ([], ["--steps", "7"]):
+        with pytest.raises(_Stop):
+            main(args + extra)
+    full, short = seen
+    if schedule == "published":
+        assert (full["projection_steps"], full["tuning_steps"], full["tuning_options"]) == (500, 1000, {})
+    else:
+        assert (full["projection_steps"], full["tuning_steps"]) == (80, 35)
+        assert full["tuning_options"] == FAST_NERFINVERTOR
+    assert short["tuning_steps"] == 7 and short["projection_steps"] == full["projection_steps"]

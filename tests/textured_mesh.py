@@ -35,10 +35,14 @@ def mesh_in_camera(camera: torch.Tensor, convention: Convention | None = None) -
 
 
 def render_textured_mesh(camera: torch.Tensor, resolution: int, texture: np.ndarray, uv: np.ndarray,
-                         convention: Convention | None = None, background=(140, 153, 166)) -> np.ndarray:
+                         convention: Convention | None = None, background=(140, 153, 166),
+                         return_depth: bool = False):
     """The canonical mesh placed in the world by ``convention`` (FFHQ's by default), seen by the
     EG3D camera (25,), z-buffered, colours interpolated perspective-correctly from ``texture``
-    (H, W, 3) uint8 at ``uv`` (468, 2) pixels. Returns (resolution, resolution, 3) uint8."""
+    (H, W, 3) uint8 at ``uv`` (468, 2) pixels. Returns (resolution, resolution, 3) uint8; with
+    ``return_depth`` also the exact depth (resolution, resolution) float64 as the renderer
+    measures it (distance along the unit ray from the camera; inf off the mesh) and the mask
+    (resolution, resolution) bool."""
     faces = canonical_mesh()[1]
     pc, focal = mesh_in_camera(camera, convention)
     px = (pc[:, :2] / pc[:, 2:3] * focal + 0.5) * resolution
@@ -69,4 +73,9 @@ def render_textured_mesh(camera: torch.Tensor, resolution: int, texture: np.ndar
         w /= w.sum(0, keepdims=True)
         zbuf[rows[keep], cols[keep]] = z[keep]
         image[rows[keep], cols[keep]] = _bilinear(tex, w.T @ uv[tri])
-    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+    image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
+    if not return_depth:
+        return image
+    centres = (np.arange(resolution) + 0.5) / resolution - 0.5
+    u, v = np.meshgrid(centres / focal, centres / focal)          # camera-plane slope of each ray
+    return image, zbuf * np.sqrt(1 + u * u + v * v), np.isfinite(zbuf)

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from .convention import Convention
-from .pipeline import Aligner, AlignmentError, write_aligned
+from .pipeline import Aligner, write_aligned
 
 
 def parse_args(argv=None) -> argparse.Namespace:
