@@ -14,7 +14,8 @@ Contenders (``CONTENDERS``): the published schedules on the stock computation pa
 steps, then 1000 tuning steps, its published weights) and PTI (the same projection, then 350
 steps); and the project's fast recipe (``inversion.schedules`` "default") on the fused kernels.
 Every contender uses the stage-default losses, with the perceptual term replaced by MSE + SSIM
-for all of them when the LPIPS weights are not cached.
+for all of them when the LPIPS weights are not cached. Contenders with the same projection (the
+two published ones) share its checkpoints and points; each tuning starts from a copy of it.
 
 Each contender advances through its evaluation points (stage, step): ``inversion.run`` with
 ``stop_after`` stops the stage there and writes its checkpoint, the result is scored (scoring is
@@ -35,7 +36,9 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -132,6 +135,21 @@ def optimisation_seconds(result) -> tuple[float, float]:
     return wall, cpu
 
 
+def projection_key(spec: dict) -> str:
+    """Contenders with the same projection (ops, steps, options) share its checkpoints and points:
+    the published PTI and NeRFInvertor schedules start from the same 500-step W projection."""
+    run = spec["run"]
+    key = json.dumps([spec["ops"], run["projection_steps"], run.get("projection_options", {})], sort_keys=True)
+    return "projection-" + hashlib.sha1(key.encode()).hexdigest()[:10]
+
+
+def checkpoint_folder(work: Path, name: str, spec: dict, target_name: str, stage: str) -> Path:
+    """Where a contender's stage checkpoints live: the shared projection folder for projection
+    points, the contender's own folder (a copy of the projection, then its tuning) otherwise."""
+    owner = projection_key(spec) if stage == "projection" else name
+    return work / owner / target_name.replace(" ", "_")
+
+
 def evaluate_point(name: str, spec: dict, target_name: str, target_data, stage: str, step: int,
                    work: Path, perceptual: str | None, metric, checkpoint: str) -> dict:
     """Advance one contender on one target to (stage, step), score it, return the curve record."""
@@ -146,7 +164,11 @@ def evaluate_point(name: str, spec: dict, target_name: str, target_data, stage: 
         method, run = "w", {k: v for k, v in run.items() if k != "tuning_options" and k != "tuning_steps"}
     else:
         method = spec["method"]
-    folder = work / name / target_name.replace(" ", "_")
+    folder = checkpoint_folder(work, name, spec, target_name, stage)
+    if stage != "projection" and not (folder / "projection.pt").exists():  # start from the shared projection
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(checkpoint_folder(work, name, spec, target_name, "projection") / "projection.pt",
+                        folder / "projection.pt")
     result = inversion.run(method, G, target, checkpoint_dir=folder, stop_after=step, progress=False, **run)
     wall, cpu = optimisation_seconds(result)
     s_in = score_views(G, result.ws, {"rgb": target.images}, target.cameras, metric)
@@ -205,9 +227,10 @@ def report(records: list[dict], names: list[str], targets: list[str], specs: dic
                          "held-out SSIM": r["heldout_ssim"], "held-out depth MAE": r["heldout_depth_mae"],
                          "opt. wall s": r["wall_seconds"], "opt. CPU s": r["cpu_seconds"]})
     headline = []
-    fast = mean_curve(records, "fast", targets)
+    heads = [t for t in targets if t.startswith("head ")] or targets  # the headline: evaluation heads
+    fast = mean_curve(records, "fast", heads)
     for ref in ("nerfinvertor-published", "pti-published"):
-        curve = mean_curve(records, ref, targets)
+        curve = mean_curve(records, ref, heads)
         final = points(specs[ref]["run"])[-1] if ref in specs else None
         if not curve or final is None or (curve[-1]["stage"], curve[-1]["step"]) != final:
             headline.append(f"{ref}: not finished on every target yet (a rerun resumes it).")
@@ -217,7 +240,7 @@ def report(records: list[dict], names: list[str], targets: list[str], specs: dic
             headline.append(f"fast does not reach {ref}'s final quality (input {goal['input_psnr']:.2f} dB, "
                             f"held-out {goal['heldout_psnr']:.2f} dB, depth {goal['heldout_depth_mae']:.4f}).")
         else:
-            headline.append(f"fast reaches {ref}'s final quality (mean over {len(targets)} targets) after "
+            headline.append(f"fast reaches {ref}'s final quality (mean over {len(heads)} heads) after "
                             f"{hit['cpu_seconds']:.0f} CPU s vs {goal['cpu_seconds']:.0f} CPU s: "
                             f"1/{goal['cpu_seconds'] / max(hit['cpu_seconds'], 1e-9):.1f} of the time "
                             f"(wall {hit['wall_seconds']:.0f} s vs {goal['wall_seconds']:.0f} s).")
@@ -227,7 +250,7 @@ def report(records: list[dict], names: list[str], targets: list[str], specs: dic
         print("no points measured yet")
         return md
     emit(f"Time to quality ({today})", rows, headline + notes, str(md))
-    plot(records, names, targets, png)
+    plot(records, names, heads, png)
     return md
 
 
@@ -287,6 +310,15 @@ def main(argv=None) -> None:
     work.mkdir(parents=True, exist_ok=True)
     curves = work / "curves.jsonl"
     records = [json.loads(line) for line in curves.read_text().splitlines()] if curves.exists() else []
+    # A point counts only while the checkpoint it continues from is there (a new machine without
+    # the work folder measures the contender again from its start).
+    kept = [r for r in records if r["contender"] in specs and (checkpoint_folder(
+        work, r["contender"], specs[r["contender"]], r["target"], r["stage"]) /
+        ("projection.pt" if r["stage"] == "projection" else "tuning.pt")).exists()]
+    if len(kept) != len(records):
+        print(f"{len(records) - len(kept)} recorded points lost their checkpoints: measured again")
+        records = kept
+        curves.write_text("".join(json.dumps(r) + "\n" for r in records))
     done = {(r["contender"], r["target"], r["stage"], r["step"]) for r in records}
     plans = {n: points(specs[n]["run"]) for n in args.contenders}
     stopped = False
@@ -298,11 +330,17 @@ def main(argv=None) -> None:
             for t_name, t_data in targets.items():
                 if (name, t_name, stage, step) in done:
                     continue
+                twin = next((r for r in records if stage == "projection" and r["target"] == t_name
+                             and r["stage"] == stage and r["step"] == step and r["contender"] in specs
+                             and projection_key(specs[r["contender"]]) == projection_key(specs[name])), None)
                 if args.budget_hours is not None and time.perf_counter() - t_start > 3600 * args.budget_hours:
                     stopped = True
                     break
-                r = evaluate_point(name, specs[name], t_name, t_data, stage, step, work, perceptual, metric,
-                                   args.checkpoint)
+                if twin is not None:  # the same projection, already measured for another contender
+                    r = {**twin, "contender": name}
+                else:
+                    r = evaluate_point(name, specs[name], t_name, t_data, stage, step, work, perceptual,
+                                       metric, args.checkpoint)
                 records.append(r)
                 with curves.open("a") as f:
                     f.write(json.dumps(r) + "\n")

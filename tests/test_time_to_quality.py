@@ -52,6 +52,9 @@ def test_a_tiny_run_measures_every_point_once_and_resumes(tmp_path):
         assert all(bool(torch.isfinite(torch.tensor([r["input_psnr"], r["heldout_psnr"], r["heldout_depth_mae"]])).all())
                    for r in rs)
     assert [r["contender"] for r in records[:3]] == list(ttq.CONTENDERS)   # interleaved
+    # the published schedules share one projection: measured once, their tunings start from it
+    assert records[0]["cpu_seconds"] == records[1]["cpu_seconds"] != records[2]["cpu_seconds"]
+    assert len(list((tmp_path / "work").glob("projection-*"))) == 2
     ttq.main(argv)                                                            # nothing left to do
     assert len(curves.read_text().splitlines()) == len(records)
     md = next((tmp_path / "out").glob("time-to-quality-*.md")).read_text()
