@@ -25,10 +25,10 @@ point is appended to ``WORK/curves.jsonl``; a rerun of the same command skips th
 there and resumes the checkpoints in WORK, so a run longer than one sitting adds up (``--budget-hours``
 stops cleanly after that much time).
 
-Writes ``OUT/time-to-quality-DATE.md`` (final quality per contender and head, the headline: the
+Writes ``time-to-quality-<date>.md`` under --out-dir (final quality per contender and head, the headline: the
 fast recipe's time to reach the published schedule's final input-view PSNR and held-out PSNR
 (each within 0.2 dB) and held-out depth error (no worse), mean over the heads, and the ratio) and
-``OUT/time-to-quality-DATE.png`` (quality against optimisation time, log axis, one curve per
+``time-to-quality-<date>.png`` (quality against optimisation time, log axis, one curve per
 contender).
 """
 

@@ -79,21 +79,11 @@ def align_for_inversion(images: list[str], G, out_dir: Path, masks=None) -> Targ
     return target
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="nerfgan-invert", description=__doc__.split("\n")[0])
-    p.add_argument("--method", default=None, choices=METHODS,
-                   help="required with --image; without both, the demo runs (see inversion.demo)")
-    p.add_argument("--image", "--images", dest="image", default=None, nargs="+",
-                   help="PNG/JPEG file(s) or folder(s) of them")
-    p.add_argument("--video", default=None, help="a video file (frames sampled through imageio)")
-    p.add_argument("--video-frames", type=int, default=8, help="frames sampled evenly from --video")
-    p.add_argument("--camera", default=None, help="{'label': [25]} file or EG3D dataset.json "
-                   "(default: dataset.json beside the image; with neither, the photo is aligned)")
-    p.add_argument("--mask", default=None, nargs="+", help="foreground mask image(s)")
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """The options of one inversion run, shared by nerfgan-invert and nerfgan-batch."""
     p.add_argument("--masked", action="store_true", help="nerfinvertor: masked regularizers (foreground from "
                    "the original generator's opacity; the input view's from --mask when given)")
     p.add_argument("--checkpoint", default="default", help="EG3D .pkl, .safetensors, or 'default'")
-    p.add_argument("--out", default=None, help="output folder (the demo's default: nerfgan-demo)")
     p.add_argument("--steps", type=int, default=None,
                    help="steps of the method's main stage (projection for w/wplus, tuning otherwise)")
     p.add_argument("--projection-steps", type=int, default=None)
@@ -108,6 +98,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-progress", action="store_true")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="nerfgan-invert", description=__doc__.split("\n")[0])
+    p.add_argument("--method", default=None, choices=METHODS,
+                   help="required with --image; without both, the demo runs (see inversion.demo)")
+    p.add_argument("--image", "--images", dest="image", default=None, nargs="+",
+                   help="PNG/JPEG file(s) or folder(s) of them")
+    p.add_argument("--video", default=None, help="a video file (frames sampled through imageio)")
+    p.add_argument("--video-frames", type=int, default=8, help="frames sampled evenly from --video")
+    p.add_argument("--camera", default=None, help="{'label': [25]} file or EG3D dataset.json "
+                   "(default: dataset.json beside the image; with neither, the photo is aligned)")
+    p.add_argument("--mask", default=None, nargs="+", help="foreground mask image(s)")
+    p.add_argument("--out", default=None, help="output folder (the demo's default: nerfgan-demo)")
+    add_run_options(p)
     args = p.parse_args(argv)
     if args.image is not None and args.video is not None:
         p.error("give --image/--images or --video, not both")
@@ -136,20 +141,29 @@ def main(argv=None) -> int:
     from nerfgan_kernels.models import load_generator
     t0 = time.perf_counter()
     G = load_generator(args.checkpoint, device=args.device)
+    target = load_run_target(args, G, out)
+    metrics = invert_to_folder(args, G, target, out, t0)
+    print(json.dumps({"out": str(out), "psnr": metrics["input_view"]["psnr"], "files": metrics["files"]}))
+    return 0
+
+
+def load_run_target(args: argparse.Namespace, G, out: Path) -> Target:
+    """The target of a run: --video with its cameras, or --image files with --camera / a
+    dataset.json beside them, or else aligned (into OUT/aligned)."""
     resolution = G.img_resolution
     if args.video is not None:
-        target = load_video_target(args.video, args.camera, args.video_frames, resolution).to(args.device)
+        return load_video_target(args.video, args.camera, args.video_frames, resolution).to(args.device)
+    images = expand_images(args.image)
+    if args.camera is None and not (Path(images[0]).parent / "dataset.json").exists():
+        target = align_for_inversion(images, G, out / "aligned", args.mask)
     else:
-        images = expand_images(args.image)
-        if args.camera is None and not (Path(images[0]).parent / "dataset.json").exists():
-            target = align_for_inversion(images, G, out / "aligned", args.mask)
-        else:
-            target = load_target(images, args.camera, args.mask, resolution=resolution)
-        target = target.to(args.device)
-    multi = args.method in ("multiview", "multilatent", "incremental")
-    if multi and len(target) < 2:
-        raise SystemExit(f"--method {args.method} needs several views; got {len(target)} image")
-    loss = ImageLoss(1.0, 1.0, args.perceptual)
+        target = load_target(images, args.camera, args.mask, resolution=resolution)
+    return target.to(args.device)
+
+
+def run_options(args: argparse.Namespace) -> dict:
+    """``inversion.run`` step counts and stage options from the schedule, --fast, --steps,
+    --projection-steps and --masked."""
     schedule = schedule_options(args.schedule, args.method)
     tuning_options = schedule.get("tuning_options", {})
     if args.fast:  # the smoke run: few steps and small renders on top of the schedule's options
@@ -166,9 +180,19 @@ def main(argv=None) -> int:
         if args.method != "nerfinvertor":
             raise SystemExit("--masked applies to --method nerfinvertor only")
         tuning_options["masked"] = True
+    return {"projection_steps": projection_steps, "tuning_steps": tuning_steps, "tuning_options": tuning_options}
+
+
+def invert_to_folder(args: argparse.Namespace, G, target: Target, out: Path, t0: float) -> dict:
+    """Invert ``target`` with ``G`` (tuned in place) as the options say, resumably (checkpoints in
+    OUT/checkpoints), and write the result, the pictures, metrics.json and report.md into ``out``.
+    Returns the metrics."""
+    multi = args.method in ("multiview", "multilatent", "incremental")
+    if multi and len(target) < 2:
+        raise SystemExit(f"--method {args.method} needs several views; got {len(target)} image")
+    loss = ImageLoss(1.0, 1.0, args.perceptual)
     timings = {"load": time.perf_counter() - t0}
-    result = run(args.method, G, target, projection_steps=projection_steps, tuning_steps=tuning_steps,
-                 tuning_options=tuning_options, loss=loss, checkpoint_dir=out / "checkpoints",
+    result = run(args.method, G, target, **run_options(args), loss=loss, checkpoint_dir=out / "checkpoints",
                  checkpoint_every=args.checkpoint_every, progress=not args.no_progress, seed=args.seed)
     result.timings.update(timings)
     t1 = time.perf_counter()
@@ -189,8 +213,7 @@ def main(argv=None) -> int:
                 "camera": None if args.camera is None else str(args.camera)},
         timings=result.timings, files=files)
     write_run_outputs(out, metrics)
-    print(json.dumps({"out": str(out), "psnr": metrics["input_view"]["psnr"], "files": files}))
-    return 0
+    return metrics
 
 
 if __name__ == "__main__":

@@ -101,6 +101,7 @@ def run_loop(config: LoopConfig, tensors: dict[str, torch.Tensor], optimizer: to
             state.step += 1
             if log_file:
                 log_file.write(json.dumps(record) + "\n")
+                log_file.flush()  # a killed run's log keeps every step it made
             bar.update(1)
             bar.set_postfix(loss=f"{record['loss']:.4f}")
             if stop_fn is not None and stop_fn(record):

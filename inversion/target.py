@@ -82,6 +82,10 @@ def load_image(path: str | os.PathLike, resolution: int | None = None) -> torch.
     """PNG/JPEG -> (3, H, W) float32 in [-1, 1] (alpha dropped, grey expanded)."""
     import imageio.v3 as iio
     image = image_from_array(iio.imread(os.fspath(path)))
+    if resolution is not None and image.shape[-1] != image.shape[-2]:
+        raise ValueError(f"{path}: image must be square (a crop with its camera) to be resized to "
+                         f"{resolution}x{resolution}, got {image.shape[-1]}x{image.shape[-2]}; align the photo "
+                         "(no --camera) to get a square crop")
     if resolution is not None and image.shape[-1] != resolution:
         image = Target(image, torch.zeros(25)).resized(resolution).images[0]
     return image

@@ -3,8 +3,8 @@ package's modules, including imports inside functions, read from the source with
 
     0 nerfgan_kernels (ops, library, build)   1 nerfgan_kernels.render   2 nerfgan_kernels.models
     3 inversion core (targets, losses, methods, results, report)   4 inversion.data
-    5 inversion.align   6 the command-line programs (inversion.cli, inversion.demo,
-    inversion.align.cli)
+    5 inversion.align   6 the command-line programs (inversion.cli, inversion.batch,
+    inversion.demo, inversion.align.cli)
 
 A module may import its own layer and those below it; benchmarks and tests may import anything.
 """
@@ -13,7 +13,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CLIS = ("inversion.cli", "inversion.demo", "inversion.align.cli")
+CLIS = ("inversion.cli", "inversion.batch", "inversion.demo", "inversion.align.cli")
 LAYERS = ("nerfgan_kernels", "nerfgan_kernels.render", "nerfgan_kernels.models", "inversion",
           "inversion.data", "inversion.align", "cli")
 
