@@ -70,3 +70,45 @@ def test_cli_schedule_chooses_the_run_options(tmp_path, monkeypatch, schedule):
         assert (full["projection_steps"], full["tuning_steps"]) == (80, 35)
         assert full["tuning_options"] == FAST_NERFINVERTOR
     assert short["tuning_steps"] == 7 and short["projection_steps"] == full["projection_steps"]
+
+
+def test_a_sigkilled_run_resumes_to_the_same_result(tmp_path):
+    """A real nerfgan-invert process killed (SIGKILL) mid-tuning: the same command resumes from the
+    last step checkpoint (steps are not redone from 0) and ends with exactly the result of an
+    uninterrupted run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from safetensors.torch import load_file
+    torch.manual_seed(0)
+    ckpt = save_generator(build_generator(tiny_triplane_kwargs(), 32), tmp_path / "tiny.safetensors")
+    iio.imwrite(tmp_path / "face.png", (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8))
+    (tmp_path / "cam.json").write_text(json.dumps({"label": look_at_camera(1.57, 1.57)[0].tolist()}))
+
+    def command(out):
+        return [sys.executable, "-m", "inversion.cli", "--method", "pti", "--image", str(tmp_path / "face.png"),
+                "--camera", str(tmp_path / "cam.json"), "--checkpoint", str(ckpt), "--out", str(out), "--fast",
+                "--projection-steps", "2", "--steps", "24", "--checkpoint-every", "3", "--frames", "2",
+                "--perceptual", "mse+ssim", "--no-progress"]
+
+    subprocess.run(command(tmp_path / "whole"), check=True, capture_output=True, timeout=600)
+    proc = subprocess.Popen(command(tmp_path / "killed"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    tuning = tmp_path / "killed" / "checkpoints" / "tuning.pt"
+    deadline = time.time() + 300
+    while not tuning.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert tuning.exists() and not (tmp_path / "killed" / "result.json").exists(), "not killed mid-tuning"
+    subprocess.run(command(tmp_path / "killed"), check=True, capture_output=True, timeout=600)
+    steps = []
+    for line in (tmp_path / "killed" / "checkpoints" / "tuning.jsonl").read_text().splitlines():
+        try:
+            steps.append(json.loads(line)["step"])
+        except json.JSONDecodeError:  # the line the kill cut
+            pass
+    assert steps.count(0) == 1 and set(steps) == set(range(24)), steps
+    a = load_file(str(tmp_path / "whole" / "result.safetensors"))
+    b = load_file(str(tmp_path / "killed" / "result.safetensors"))
+    assert sorted(a) == sorted(b) and all(torch.equal(a[k], b[k]) for k in a)
