@@ -6,10 +6,10 @@ Entry point: ``inversion.run(method, generator, target, **options)``; CLI ``nerf
 """
 
 from .api import METHODS, run
-from .evaluation import depth_consistency, score_views
+from .evaluation import depth_consistency, score_views, ssim
 from .incremental import Session
 from .loop import LoopConfig, run_loop
-from .losses import ImageLoss, LPIPSWeightsMissing, load_lpips, psnr, ssim
+from .losses import ImageLoss, LPIPSWeightsMissing, fast_ssim, load_lpips, psnr
 from .multilatent import AzimuthBlend, multilatent_inversion, multiview_inversion
 from .nerfinvertor import nerfinvertor_tuning
 from .neighborhood import calibrate_radius, neighbor_latents, neighborhood_batch, random_cameras
@@ -21,6 +21,6 @@ from .target import Target, load_camera, load_image, load_target
 
 __all__ = ["METHODS", "run", "depth_consistency", "score_views", "Session", "AzimuthBlend",
            "multilatent_inversion", "multiview_inversion", "LoopConfig", "run_loop", "ImageLoss", "LPIPSWeightsMissing",
-           "load_lpips", "psnr", "ssim", "nerfinvertor_tuning", "calibrate_radius",
+           "load_lpips", "psnr", "ssim", "fast_ssim", "nerfinvertor_tuning", "calibrate_radius",
            "neighbor_latents", "neighborhood_batch", "random_cameras", "evaluate", "project",
            "pivotal_tuning", "Result", "Target", "load_camera", "load_image", "load_target"]

@@ -42,7 +42,7 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from .api import METHODS
-from .cli import IMAGE_SUFFIXES, add_run_options, invert_to_folder, load_run_target
+from .cli import IMAGE_SUFFIXES, add_run_options, invert_to_folder, load_run_target, report_errors
 from .outputs import to_uint8
 
 MULTI_VIEW = ("multiview", "multilatent", "incremental")
@@ -230,6 +230,10 @@ def _fit(image: np.ndarray, size: int) -> np.ndarray:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    return report_errors("nerfgan-batch", args, lambda: _main(args))
+
+
+def _main(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     out = Path(args.out)

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 from .api import METHODS, run
 from .evaluation import depth_consistency, score_views
-from .losses import ImageLoss
+from .losses import OFFLINE_ENV, ImageLoss, loss_with_fallback
 from .multilatent import AzimuthBlend
 from .outputs import write_reconstruction, write_turntable
 from .report import run_metrics, write_run_outputs
@@ -98,6 +99,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--offline", action="store_true", help="never download (LPIPS backbone weights); "
+                   "the same as NERFGAN_OFFLINE=1")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -125,6 +129,25 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    return report_errors("nerfgan-invert", args, lambda: _main(args))
+
+
+def report_errors(prog: str, args: argparse.Namespace, body) -> int:
+    """Run ``body()``; an error is one line on stderr naming the problem (exit code 2) unless
+    ``--debug``, which shows the traceback."""
+    if args.offline:
+        os.environ[OFFLINE_ENV] = "1"
+    try:
+        return body()
+    except Exception as e:  # noqa: BLE001 - every failure becomes one readable line
+        if args.debug:
+            raise
+        print(f"{prog}: error: {e if isinstance(e, OSError) else f'{type(e).__name__}: {e}'} "
+              "(--debug shows the traceback)", file=sys.stderr)
+        return 2
+
+
+def _main(args: argparse.Namespace) -> int:
     if args.method is None:
         from .demo import run_demo
         metrics = run_demo(args.out or "nerfgan-demo", fast=args.fast, checkpoint=args.checkpoint,
@@ -190,7 +213,8 @@ def invert_to_folder(args: argparse.Namespace, G, target: Target, out: Path, t0:
     multi = args.method in ("multiview", "multilatent", "incremental")
     if multi and len(target) < 2:
         raise SystemExit(f"--method {args.method} needs several views; got {len(target)} image")
-    loss = ImageLoss(1.0, 1.0, args.perceptual)
+    loss, note = loss_with_fallback(args.perceptual) if args.perceptual.startswith("lpips") \
+        else (ImageLoss(1.0, 1.0, args.perceptual), None)
     timings = {"load": time.perf_counter() - t0}
     result = run(args.method, G, target, **run_options(args), loss=loss, checkpoint_dir=out / "checkpoints",
                  checkpoint_every=args.checkpoint_every, progress=not args.no_progress, seed=args.seed)
@@ -206,7 +230,7 @@ def invert_to_folder(args: argparse.Namespace, G, target: Target, out: Path, t0:
     result.timings["total"] = time.perf_counter() - t0
     metrics = run_metrics(
         method=args.method, generator=str(args.checkpoint), views=len(target),
-        loss=loss.perceptual_name, input_view=input_view, optimisation=result.metrics,
+        loss=loss.perceptual_name, loss_note=note, input_view=input_view, optimisation=result.metrics,
         depth_consistency=depth_consistency(G, source, target.cameras, target.cameras) if multi else None,
         target={"images": [str(p) for p in args.image or []],
                 "video": None if args.video is None else str(args.video),

@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .losses import ImageLoss, psnr, ssim
+from .losses import ImageLoss, psnr
 from .target import Target
 
 LatentSource = torch.Tensor | Callable[[torch.Tensor], torch.Tensor]
@@ -38,6 +38,18 @@ def evaluate(G, ws: torch.Tensor, target: Target, loss: ImageLoss | None = None,
             metrics["perceptual"] = float(loss.perceptual_distance(out, images))
             metrics["perceptual_name"] = loss.perceptual_name
     return metrics
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
+    """The standard SSIM that papers report (Wang et al. 2004, as scikit-image's
+    ``structural_similarity`` computes it with ``gaussian_weights=True``: 11-pixel Gaussian window,
+    sigma 1.5, population covariance, K1 0.01, K2 0.03) of one (1, 3, H, W) pair in [-1, 1], averaged
+    over the channels. Images under 11 pixels use a proportionally narrower Gaussian."""
+    from skimage.metrics import structural_similarity
+    x, y = (((t[0].detach().float().cpu().permute(1, 2, 0) + 1) / 2).clamp(0, 1).numpy() for t in (a, b))
+    sigma = 1.5 * min(1.0, min(x.shape[:2]) / 11)
+    return float(structural_similarity(x, y, data_range=1.0, channel_axis=-1, gaussian_weights=True,
+                                       sigma=sigma, use_sample_covariance=False))
 
 
 def latent_for(source: LatentSource, camera: torch.Tensor) -> torch.Tensor:
@@ -98,7 +110,7 @@ def score_views(G, source: LatentSource, truth: dict, cameras: torch.Tensor, per
         for i in range(len(cameras)):
             a, b = images[i:i + 1], gt[i:i + 1]
             scores["psnr"].append(psnr(a, b))
-            scores["ssim"].append(float(ssim(a, b)))
+            scores["ssim"].append(ssim(a, b))
             if with_depth:
                 scores["depth_mae"].append(depth_error(depths[i:i + 1], truth["depth"][i:i + 1].to(depths),
                                                        truth["mask"][i:i + 1].to(depths)))

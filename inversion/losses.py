@@ -1,4 +1,5 @@
-"""Image losses and metrics: LPIPS (the ``lpips`` package), MSE, SSIM, PSNR, an identity hook.
+"""Image losses and metrics: LPIPS (the ``lpips`` package), MSE, a fast SSIM for the loss, PSNR, an
+identity hook.
 
 LPIPS needs the ImageNet backbone weights in torch's hub cache; ``load_lpips`` checks for them
 before ``lpips`` would try to download, and says exactly which file to put where.
@@ -6,6 +7,8 @@ before ``lpips`` would try to download, and says exactly which file to put where
 
 from __future__ import annotations
 
+import os
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -26,20 +29,55 @@ class LPIPSWeightsMissing(FileNotFoundError):
     pass
 
 
+OFFLINE_ENV = "NERFGAN_OFFLINE"
+FETCH_TIMEOUT_S = 10.0
+
+
+def offline() -> bool:
+    """True when nothing may be downloaded (``NERFGAN_OFFLINE=1``; ``--offline`` sets it; CI and the
+    tests set it)."""
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def fetch_backbone(net: str, timeout: float = FETCH_TIMEOUT_S) -> Path:
+    """Download ``net``'s ImageNet weights the way torchvision does (its weights API, into
+    ``$TORCH_HOME/hub/checkpoints``), giving up after ``timeout`` seconds without an answer."""
+    import socket
+    from torchvision import models
+    weights = {"vgg": models.VGG16_Weights.IMAGENET1K_V1, "alex": models.AlexNet_Weights.IMAGENET1K_V1}[net]
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout)
+    try:
+        torch.hub.load_state_dict_from_url(weights.url, progress=False, check_hash=True)
+    finally:
+        socket.setdefaulttimeout(previous)
+    return backbone_weights_path(net)
+
+
 def load_lpips(net: str = "vgg", pnet_rand: bool = False) -> torch.nn.Module:
-    """``lpips.LPIPS(net=net)`` in eval mode, frozen, with its ImageNet backbone from the cache.
+    """``lpips.LPIPS(net=net)`` in eval mode, frozen, with its ImageNet backbone from torch's hub
+    cache, fetched there first when it is absent (``fetch_backbone``) unless ``offline()``.
 
     ``pnet_rand=True`` (tests only) uses a randomly initialised backbone with the shipped linear
-    heads. Raises ``LPIPSWeightsMissing`` naming the file and folder when the backbone is absent.
+    heads. Raises ``LPIPSWeightsMissing`` naming the file and folder when the backbone is absent
+    and cannot be fetched.
     """
     import lpips
     if not pnet_rand:
         path = backbone_weights_path(net)
         if not path.exists():
-            raise LPIPSWeightsMissing(
-                f"LPIPS({net}) needs the ImageNet backbone weights {path.name}, which cannot be "
-                f"downloaded here: put {path.name} at {path} (folder {path.parent}; set TORCH_HOME "
-                f"to change it), or pass perceptual='mse+ssim' to use the MSE + SSIM fallback.")
+            reason = f"{OFFLINE_ENV}=1 forbids downloading it"
+            if not offline():
+                try:
+                    fetch_backbone(net)
+                    reason = None
+                except Exception as e:  # noqa: BLE001 - no network, a proxy, a bad hash: all say the same
+                    reason = f"fetching it failed ({type(e).__name__}: {e})"
+            if reason is not None or not path.exists():
+                raise LPIPSWeightsMissing(
+                    f"LPIPS({net}) needs the ImageNet backbone weights {path.name}; {reason}: put "
+                    f"{path.name} at {path} (folder {path.parent}; set TORCH_HOME to change it), or "
+                    f"pass perceptual='mse+ssim' to use the MSE + SSIM fallback.")
     model = lpips.LPIPS(net=net, pnet_rand=pnet_rand, verbose=False)
     model.eval().requires_grad_(False)
     return model
@@ -51,8 +89,10 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(4.0 / mse)).item()
 
 
-def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 7) -> torch.Tensor:
-    """Mean SSIM of (B, C, H, W) images in [-1, 1] with a uniform ``window`` (differentiable)."""
+def fast_ssim(a: torch.Tensor, b: torch.Tensor, window: int = 7) -> torch.Tensor:
+    """The training loss's fast SSIM: mean SSIM of (B, C, H, W) images in [-1, 1] with a uniform
+    ``window`` (differentiable). Reported scores use the standard SSIM (``evaluation.ssim``:
+    11-pixel Gaussian window, sigma 1.5), as papers do."""
     a, b = (a + 1) / 2, (b + 1) / 2
     pad = window // 2
     mu = lambda x: F.avg_pool2d(x, window, 1, pad, count_include_pad=False)
@@ -100,7 +140,7 @@ class ImageLoss(torch.nn.Module):
         if self.perceptual_name == "none":
             return images.new_zeros(())
         if self.perceptual_name == "mse+ssim":
-            return 1 - ssim(images, targets)
+            return 1 - fast_ssim(images, targets)
         if images.shape[-1] > self.perceptual_resolution:
             size = (self.perceptual_resolution, self.perceptual_resolution)
             images = F.interpolate(images, size=size, mode="area")
@@ -125,9 +165,12 @@ class ImageLoss(torch.nn.Module):
 
 
 def loss_with_fallback(perceptual: str = "lpips-vgg") -> tuple[ImageLoss, str | None]:
-    """``ImageLoss(1, 1, perceptual)`` when the LPIPS backbone weights are in the cache; otherwise
-    the MSE + SSIM fallback and a note saying which file was missing (for reports)."""
+    """``ImageLoss(1, 1, perceptual)`` when the LPIPS backbone weights are cached or can be fetched;
+    otherwise the MSE + SSIM fallback, with one warning naming the file and where to put it, and
+    that note (for metrics.json and report.md)."""
     try:
         return ImageLoss(1.0, 1.0, perceptual), None
     except LPIPSWeightsMissing as err:
-        return ImageLoss(1.0, 1.0, "mse+ssim"), f"{perceptual} unavailable, used MSE + SSIM: {err}"
+        note = f"{perceptual} unavailable, used MSE + SSIM: {err}"
+        warnings.warn(note, stacklevel=2)
+        return ImageLoss(1.0, 1.0, "mse+ssim"), note

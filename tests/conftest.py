@@ -2,6 +2,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+os.environ["NERFGAN_OFFLINE"] = "1"  # no test may reach the network (subprocesses inherit it)
 
 import pytest  # noqa: E402
 

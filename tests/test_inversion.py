@@ -51,6 +51,40 @@ def test_lpips_without_weights_names_the_file(monkeypatch, tmp_path):
     assert ImageLoss(0.0, 1.0, "mse+ssim")(x, -x)[0].item() > 0.5
 
 
+def test_lpips_backbone_is_fetched_the_torchvision_way_unless_offline(monkeypatch, tmp_path):
+    """Without the backbone in the hub cache: offline (the tests' NERFGAN_OFFLINE=1) nothing is
+    fetched; online it is fetched through torchvision's weights URL with a bounded timeout, and
+    when that fails the loss falls back to MSE + SSIM with one warning naming the file."""
+    import socket
+    import warnings
+    import inversion.losses as losses
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    calls = []
+    monkeypatch.setattr(losses, "fetch_backbone", lambda net: calls.append(net) or (_ for _ in ()).throw(OSError("no route")))
+    with pytest.raises(LPIPSWeightsMissing, match="NERFGAN_OFFLINE=1 forbids"):
+        load_lpips("alex")
+    assert calls == []
+    monkeypatch.setenv("NERFGAN_OFFLINE", "0")
+    with pytest.raises(LPIPSWeightsMissing, match="fetching it failed.*no route"):
+        load_lpips("alex")
+    assert calls == ["alex"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loss, note = losses.loss_with_fallback("lpips-vgg")
+    assert loss.perceptual_name == "mse+ssim" and "vgg16-397923af.pth" in note
+    assert len([w for w in caught if "vgg16-397923af.pth" in str(w.message)]) == 1
+    monkeypatch.undo()
+    seen = {}
+
+    def fake_download(url, progress=True, check_hash=False):
+        seen.update(url=url, timeout=socket.getdefaulttimeout(), check_hash=check_hash)
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", fake_download)
+    losses.fetch_backbone("vgg")
+    assert seen["url"].endswith("/vgg16-397923af.pth") and seen["timeout"] == losses.FETCH_TIMEOUT_S
+    assert seen["check_hash"] and socket.getdefaulttimeout() != losses.FETCH_TIMEOUT_S
+
+
 def test_result_roundtrip_and_delta(tmp_path):
     G = MLPRadianceGenerator()
     base = MLPRadianceGenerator()
@@ -231,3 +265,27 @@ def test_masked_nerfinvertor_uses_masked_terms_and_derives_the_input_mask():
                       tuning_options={"explicit_resolution": 6, "explicit_samples": 8, "masked": True})
     assert {"mask", "neighbor_background_opacity", "explicit", "implicit"} <= set(r.logs[-1])
     assert r.options["tuning"]["masked"] is True and len(r.delta) > 0
+
+
+def test_reported_ssim_is_the_standard_gaussian_ssim():
+    """evaluation.ssim (the reported score) equals Wang et al.'s SSIM with an 11x11 Gaussian window,
+    sigma 1.5, computed here independently on the valid region; the loss's fast_ssim (7-pixel
+    uniform window) differs."""
+    from inversion.evaluation import ssim
+    from inversion.losses import fast_ssim
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(1, 3, 48, 40, generator=g) * 2 - 1
+    b = (a + 0.3 * torch.randn(a.shape, generator=g)).clamp(-1, 1)
+    x, y = (a + 1) / 2, (b + 1) / 2
+    r = torch.arange(-5, 6, dtype=torch.float64)
+    k = torch.exp(-r ** 2 / (2 * 1.5 ** 2))
+    k = (k[:, None] * k[None]) / (k.sum() ** 2)
+    w = k.expand(3, 1, 11, 11)
+    f = lambda t: torch.nn.functional.conv2d(t.double(), w, groups=3)  # noqa: E731
+    mx, my = f(x), f(y)
+    vx, vy, cxy = f(x * x) - mx ** 2, f(y * y) - my ** 2, f(x * y) - mx * my
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    ref = ((2 * mx * my + c1) * (2 * cxy + c2) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2))).mean()
+    assert ssim(a, b) == pytest.approx(float(ref), abs=1e-5)
+    assert ssim(a, a) == pytest.approx(1.0)
+    assert abs(float(fast_ssim(a, b)) - ssim(a, b)) > 1e-3

@@ -59,7 +59,8 @@ def test_cli_schedule_chooses_the_run_options(tmp_path, monkeypatch, schedule):
 
     monkeypatch.setattr(inversion.cli, "run", fake_run)
     args = ["--method", "nerfinvertor", "--image", str(tmp_path / "face.png"), "--camera", str(tmp_path / "cam.json"),
-            "--checkpoint", str(ckpt), "--out", str(tmp_path / "run"), "--perceptual", "none", "--schedule", schedule]
+            "--checkpoint", str(ckpt), "--out", str(tmp_path / "run"), "--perceptual", "none", "--schedule", schedule,
+            "--debug"]
     for extra in ([], ["--steps", "7"]):
         with pytest.raises(_Stop):
             main(args + extra)
@@ -112,3 +113,25 @@ def test_a_sigkilled_run_resumes_to_the_same_result(tmp_path):
     a = load_file(str(tmp_path / "whole" / "result.safetensors"))
     b = load_file(str(tmp_path / "killed" / "result.safetensors"))
     assert sorted(a) == sorted(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_cli_errors_are_one_line_and_lpips_falls_back(tmp_path, capsys):
+    """A bad checkpoint or camera is one line on stderr (exit code 2, no traceback; --debug raises);
+    the default LPIPS loss without its weights (offline) falls back to MSE + SSIM and says so."""
+    torch.manual_seed(0)
+    ckpt = save_generator(build_generator(tiny_triplane_kwargs(), 32), tmp_path / "tiny.safetensors")
+    iio.imwrite(tmp_path / "face.png", (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8))
+    (tmp_path / "cam.json").write_text(json.dumps({"label": look_at_camera(1.57, 1.57)[0].tolist()}))
+    base = ["--method", "pti", "--image", str(tmp_path / "face.png"), "--out", str(tmp_path / "run"), "--fast",
+            "--steps", "1", "--projection-steps", "1", "--frames", "2", "--no-progress"]
+    assert main(base + ["--camera", str(tmp_path / "cam.json"), "--checkpoint", str(tmp_path / "nope.safetensors")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "nope" in err and "Traceback" not in err
+    (tmp_path / "bad.json").write_text("{}")
+    assert main(base + ["--camera", str(tmp_path / "bad.json"), "--checkpoint", str(ckpt)]) == 2
+    assert "'label' or 'labels'" in capsys.readouterr().err
+    with pytest.raises(ValueError):
+        main(base + ["--camera", str(tmp_path / "bad.json"), "--checkpoint", str(ckpt), "--debug"])
+    assert main(base + ["--camera", str(tmp_path / "cam.json"), "--checkpoint", str(ckpt), "--offline"]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["loss"] == "mse+ssim" and "vgg16-397923af.pth" in metrics["loss_note"]
