@@ -27,9 +27,10 @@ import time
 from pathlib import Path
 
 from .api import METHODS, run
-from .evaluation import depth_consistency, score_views
+from .evaluation import depth_consistency, latent_for, score_views
 from .losses import OFFLINE_ENV, ImageLoss, loss_with_fallback
 from .multilatent import AzimuthBlend
+from .mesh import export_mesh
 from .outputs import write_reconstruction, write_turntable
 from .report import run_metrics, write_run_outputs
 from .schedules import SCHEDULES, schedule_options
@@ -99,6 +100,12 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--mesh", action="store_true", help="also write mesh.ply: marching cubes of the tuned "
+                   "generator's density (world frame, vertex colours; inversion.mesh)")
+    p.add_argument("--mesh-resolution", type=int, default=256, help="grid size per axis for --mesh")
+    p.add_argument("--mesh-threshold", type=float, default=None,
+                   help="density level for --mesh (default: the generator's, EG3D's 10 for EG3D checkpoints)")
+    p.add_argument("--mrc", action="store_true", help="with --mesh: also the density volume density.mrc")
     p.add_argument("--offline", action="store_true", help="never download (LPIPS backbone weights); "
                    "the same as NERFGAN_OFFLINE=1")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
@@ -224,6 +231,12 @@ def invert_to_folder(args: argparse.Namespace, G, target: Target, out: Path, t0:
     files = write_reconstruction(G, source, target, out)
     frames = args.frames or (FAST["frames"] if args.fast else 24)
     files["turntable"] = write_turntable(G, source, target.cameras[0], out, frames=frames).name
+    if args.mesh:
+        export_mesh(G, latent_for(source, target.cameras[:1]), out / "mesh.ply", args.mesh_resolution,
+                    args.mesh_threshold, mrc=out / "density.mrc" if args.mrc else None)
+        files["mesh"] = "mesh.ply"
+        if args.mrc:
+            files["density"] = "density.mrc"
     result.timings["outputs"] = time.perf_counter() - t1
     result.save(out)
     input_view = score_views(G, source, {"rgb": target.images}, target.cameras)

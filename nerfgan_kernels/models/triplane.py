@@ -15,7 +15,6 @@ import torch
 from torch import nn
 
 from ..render import ImportanceRenderer, OSGDecoder, camera_rays
-from ..render.cameras import geometry_for
 from .metadata import GeneratorMetadata
 from .stylegan2 import StyleGAN2Backbone
 from .superresolution import SUPERRESOLUTION_MODULES
@@ -67,7 +66,7 @@ class TriPlaneGenerator(nn.Module):
         self.rendering_kwargs = rendering_kwargs
         self.aliased_image_raw = aliased_image_raw
         self._last_planes = None
-        self.metadata = GeneratorMetadata(geometry_for(None, rendering_kwargs))
+        self.metadata = GeneratorMetadata.from_config(None, rendering_kwargs)
 
     # ---- EG3D entry points -----------------------------------------------------------------------
 
