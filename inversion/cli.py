@@ -98,7 +98,12 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=int, default=None, help="turntable frames (default 24, --fast 6)")
     p.add_argument("--checkpoint-every", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="auto", help="'auto' (CUDA when present, else the CPU), 'cpu', 'cuda', 'cuda:N'")
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"],
+                   help="bf16: the run under bfloat16 autocast (the kernels have autocast rules)")
+    p.add_argument("--max-memory", type=float, default=None, metavar="GIB",
+                   help="budget of the renderer's per-chunk intermediates (default: half the free GPU "
+                   "memory on CUDA, 2 GiB on the CPU)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--mesh", action="store_true", help="also write mesh.ply: marching cubes of the tuned "
                    "generator's density (world frame, vertex colours; inversion.mesh)")
@@ -170,11 +175,36 @@ def _main(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     from nerfgan_kernels.models import load_generator
     t0 = time.perf_counter()
+    args.device = resolve_device(args.device)
     G = load_generator(args.checkpoint, device=args.device)
+    set_memory_budget(G, args.device, args.max_memory)
     target = load_run_target(args, G, out)
     metrics = invert_to_folder(args, G, target, out, t0)
     print(json.dumps({"out": str(out), "psnr": metrics["input_view"]["psnr"], "files": metrics["files"]}))
     return 0
+
+
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' when a GPU is present, else 'cpu'; anything else as given (ValueError for a
+    CUDA device on a machine without one)."""
+    import torch
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: no CUDA device here (use --device cpu or auto)")
+    return device
+
+
+def set_memory_budget(G, device: str, max_memory_gib: float | None) -> None:
+    """The renderer's chunk budget (the memory planner's max_memory_bytes): --max-memory GiB, or
+    half the free memory of the GPU, or the renderer's CPU default."""
+    import torch
+    if max_memory_gib is not None:
+        if not max_memory_gib > 0:
+            raise ValueError(f"--max-memory must be > 0 GiB, got {max_memory_gib}")
+        G.renderer.max_memory_bytes = max_memory_gib * 2 ** 30
+    elif device.startswith("cuda"):
+        G.renderer.max_memory_bytes = torch.cuda.mem_get_info(torch.device(device))[0] / 2
 
 
 def load_run_target(args: argparse.Namespace, G, out: Path) -> Target:
@@ -223,8 +253,10 @@ def invert_to_folder(args: argparse.Namespace, G, target: Target, out: Path, t0:
     loss, note = loss_with_fallback(args.perceptual) if args.perceptual.startswith("lpips") \
         else (ImageLoss(1.0, 1.0, args.perceptual), None)
     timings = {"load": time.perf_counter() - t0}
-    result = run(args.method, G, target, **run_options(args), loss=loss, checkpoint_dir=out / "checkpoints",
-                 checkpoint_every=args.checkpoint_every, progress=not args.no_progress, seed=args.seed)
+    import torch
+    with torch.autocast(torch.device(args.device).type, dtype=torch.bfloat16, enabled=args.dtype == "bf16"):
+        result = run(args.method, G, target, **run_options(args), loss=loss, checkpoint_dir=out / "checkpoints",
+                     checkpoint_every=args.checkpoint_every, progress=not args.no_progress, seed=args.seed)
     result.timings.update(timings)
     t1 = time.perf_counter()
     source = AzimuthBlend.from_result(result) if args.method == "multilatent" else result.ws

@@ -135,3 +135,36 @@ def test_cli_errors_are_one_line_and_lpips_falls_back(tmp_path, capsys):
     assert main(base + ["--camera", str(tmp_path / "cam.json"), "--checkpoint", str(ckpt), "--offline"]) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["loss"] == "mse+ssim" and "vgg16-397923af.pth" in metrics["loss_note"]
+
+
+def test_device_dtype_and_memory_options(tmp_path, monkeypatch):
+    """--device auto takes CUDA only where it exists; --max-memory feeds the renderer's planner;
+    --dtype bf16 runs the whole inversion under bfloat16 autocast."""
+    import inversion.cli as cli
+    assert cli.resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device"):
+            cli.resolve_device("cuda")
+    G = build_generator(tiny_triplane_kwargs(), 32)
+    cli.set_memory_budget(G, "cpu", 0.5)
+    assert G.renderer.max_memory_bytes == 0.5 * 2 ** 30
+    with pytest.raises(ValueError, match="--max-memory"):
+        cli.set_memory_budget(G, "cpu", 0.0)
+    torch.manual_seed(0)
+    ckpt = save_generator(G, tmp_path / "tiny.safetensors")
+    iio.imwrite(tmp_path / "face.png", (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8))
+    (tmp_path / "cam.json").write_text(json.dumps({"label": look_at_camera(1.57, 1.57)[0].tolist()}))
+    dtypes = []
+    real_run = cli.run
+
+    def spy(*a, **kw):
+        dtypes.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None)
+        return real_run(*a, **kw)
+
+    monkeypatch.setattr(cli, "run", spy)
+    rc = main(["--method", "pti", "--image", str(tmp_path / "face.png"), "--camera", str(tmp_path / "cam.json"),
+               "--checkpoint", str(ckpt), "--out", str(tmp_path / "run"), "--fast", "--steps", "1",
+               "--projection-steps", "1", "--frames", "2", "--perceptual", "mse+ssim", "--no-progress",
+               "--dtype", "bf16", "--max-memory", "0.05", "--debug"])
+    assert rc == 0 and dtypes == [torch.bfloat16]
+    assert np.isfinite(json.loads((tmp_path / "run" / "metrics.json").read_text())["input_view"]["psnr"])
