@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 
 from .api import METHODS
 from .cli import (IMAGE_SUFFIXES, add_run_options, invert_to_folder, load_run_target, report_errors,
-                  set_memory_budget)
+                  set_geometry, set_memory_budget)
 from .outputs import to_uint8
 
 MULTI_VIEW = ("multiview", "multilatent", "incremental")
@@ -246,6 +246,7 @@ def _main(args: argparse.Namespace) -> int:
         from nerfgan_kernels.models import load_generator
         G = load_generator(args.checkpoint, device=workers.device)
         set_memory_budget(G, workers.device, args.max_memory)
+        set_geometry(G, args.geometry)
         base_state = {k: v.clone() for k, v in G.state_dict().items()}
         manifest = out / f"manifest.rank{workers.rank}.jsonl"
         bar = tqdm(total=len(items), desc=f"rank {workers.rank}", position=workers.rank,

@@ -20,11 +20,14 @@ checkpoint), reconstruction.png, depth.png, turntable.mp4 (or .gif), metrics.jso
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
 import time
 from pathlib import Path
+
+from nerfgan_kernels.render.cameras import GEOMETRIES, geometry_for
 
 from .api import METHODS, run
 from .evaluation import depth_consistency, latent_for, score_views
@@ -101,6 +104,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="'auto' (CUDA when present, else the CPU), 'cpu', 'cuda', 'cuda:N'")
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"],
                    help="bf16: the run under bfloat16 autocast (the kernels have autocast rules)")
+    p.add_argument("--geometry", default=None, choices=sorted(GEOMETRIES),
+                   help="camera geometry (radius, pivot, focal, neighbour cameras, turntable; default: "
+                   "the generator's config)")
     p.add_argument("--max-memory", type=float, default=None, metavar="GIB",
                    help="budget of the renderer's per-chunk intermediates (default: half the free GPU "
                    "memory on CUDA, 2 GiB on the CPU)")
@@ -178,6 +184,7 @@ def _main(args: argparse.Namespace) -> int:
     args.device = resolve_device(args.device)
     G = load_generator(args.checkpoint, device=args.device)
     set_memory_budget(G, args.device, args.max_memory)
+    set_geometry(G, args.geometry)
     target = load_run_target(args, G, out)
     metrics = invert_to_folder(args, G, target, out, t0)
     print(json.dumps({"out": str(out), "psnr": metrics["input_view"]["psnr"], "files": metrics["files"]}))
@@ -205,6 +212,13 @@ def set_memory_budget(G, device: str, max_memory_gib: float | None) -> None:
         G.renderer.max_memory_bytes = max_memory_gib * 2 ** 30
     elif device.startswith("cuda"):
         G.renderer.max_memory_bytes = torch.cuda.mem_get_info(torch.device(device))[0] / 2
+
+
+def set_geometry(G, name: str | None) -> None:
+    """--geometry: the named preset (with the generator's own radius and pivot) replaces the
+    geometry of the generator's metadata."""
+    if name is not None:
+        G.metadata = dataclasses.replace(G.metadata, geometry=geometry_for(name, G.rendering_kwargs))
 
 
 def load_run_target(args: argparse.Namespace, G, out: Path) -> Target:

@@ -168,3 +168,19 @@ def test_device_dtype_and_memory_options(tmp_path, monkeypatch):
                "--dtype", "bf16", "--max-memory", "0.05", "--debug"])
     assert rc == 0 and dtypes == [torch.bfloat16]
     assert np.isfinite(json.loads((tmp_path / "run" / "metrics.json").read_text())["input_view"]["psnr"])
+
+
+def test_geometry_option_selects_the_camera_preset():
+    """--geometry picks a preset's camera distributions (360 degrees for cars) and keeps the
+    generator's own radius and pivot; NeRFInvertor's neighbour cameras then follow it."""
+    import inversion.cli as cli
+    from nerfgan_kernels.render.cameras import camera_angles, neighbour_cameras
+    G = build_generator(tiny_triplane_kwargs(), 32)
+    assert G.metadata.geometry.name == "ffhq"
+    cli.set_geometry(G, "shapenet_cars")
+    g = G.metadata.geometry
+    assert g.name == "shapenet_cars" and g.full_azimuth and g.radius == G.rendering_kwargs["avg_camera_radius"]
+    yaws, _ = camera_angles(neighbour_cameras(400, g, generator=torch.Generator().manual_seed(0)))
+    assert float(yaws.abs().max()) > 150  # all the way round, unlike FFHQ's +-74 degrees
+    cli.set_geometry(G, None)
+    assert G.metadata.geometry is g
