@@ -184,3 +184,19 @@ def test_geometry_option_selects_the_camera_preset():
     assert float(yaws.abs().max()) > 150  # all the way round, unlike FFHQ's +-74 degrees
     cli.set_geometry(G, None)
     assert G.metadata.geometry is g
+
+
+def test_published_schedule_tiny_run(tmp_path):
+    """--schedule published end to end (its step counts cut to one step each by the overrides)."""
+    torch.manual_seed(0)
+    ckpt = save_generator(build_generator(tiny_triplane_kwargs(), 32), tmp_path / "tiny.safetensors")
+    iio.imwrite(tmp_path / "face.png", (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8))
+    (tmp_path / "cam.json").write_text(json.dumps({"label": look_at_camera(1.57, 1.57)[0].tolist()}))
+    rc = main(["--method", "pti", "--schedule", "published", "--image", str(tmp_path / "face.png"),
+               "--camera", str(tmp_path / "cam.json"), "--checkpoint", str(ckpt), "--out", str(tmp_path / "run"),
+               "--projection-steps", "1", "--steps", "1", "--frames", "2", "--perceptual", "mse+ssim",
+               "--no-progress", "--debug"])
+    assert rc == 0
+    options = json.loads((tmp_path / "run" / "result.json").read_text())["options"]
+    assert options["tuning"]["lr"] == 3e-4 and options["tuning"]["early_stop_lpips"] == 0.06  # PTI's published
+    assert options["projection"]["steps"] == 1 and options["tuning"]["steps"] == 1
