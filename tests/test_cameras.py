@@ -123,3 +123,38 @@ def test_bad_inputs_name_the_argument():
         camera_angles(torch.zeros(2, 16))
     with pytest.raises(ValueError, match="camera"):
         turntable_cameras(torch.zeros(24), 4)
+
+
+def test_shapenet_cars_turntable_goes_all_the_way_round(tmp_path):
+    """A small generator built from EG3D's ShapeNet-cars config selects the cars preset: its
+    turntable covers 360 degrees at radius 1.7 around the pivot (0, 0, 0) with focal 1.7074, and
+    its empty space renders white (white_back)."""
+    from inversion.outputs import write_turntable
+    from nerfgan_kernels.models import build_generator
+    from nerfgan_kernels.render.cameras import SHAPENET_CARS, turntable_cameras
+    from test_inversion_acceptance import tiny_triplane_kwargs
+    kw = tiny_triplane_kwargs()
+    kw["rendering_kwargs"].update(ray_start=0.1, ray_end=2.6, box_warp=1.6, white_back=True,
+                                  avg_camera_radius=1.7, avg_camera_pivot=[0, 0, 0])
+    torch.manual_seed(0)
+    G = build_generator(kw, 32)
+    assert G.metadata.geometry is SHAPENET_CARS and G.metadata.box == 1.6
+    camera = camera_from_angles(30.0, 20.0, radius=1.7, pivot=(0, 0, 0), focal=SHAPENET_CARS.focal)
+    frames = turntable_cameras(camera, 8, G.metadata.geometry)
+    yaws, elevations = camera_angles(frames)
+    steps = torch.diff(torch.sort(torch.remainder(yaws.double(), 360)).values)
+    assert torch.allclose(steps, torch.full_like(steps, 45.0), atol=1e-3)     # 8 frames all round
+    assert torch.allclose(elevations, torch.full_like(elevations, 20.0), atol=1e-3)
+    assert torch.allclose(frames[:, [3, 7, 11]].norm(dim=1), torch.tensor(1.7), atol=1e-5)
+    forward = frames[:, [2, 6, 10]]                                            # camera +z axis
+    assert torch.allclose(forward, -frames[:, [3, 7, 11]] / 1.7, atol=1e-5)  # looks at the pivot 0
+    assert torch.allclose(frames[:, 16], torch.tensor(1.7074)) and torch.allclose(frames[:, 20], torch.tensor(1.7074))
+    with torch.no_grad():  # an empty volume: every ray misses, so the background shows
+        last = G.decoder.net[-1]
+        last.weight.zero_()
+        last.bias.zero_()
+        last.bias[0] = -100.0
+        ws = G.mapping(torch.randn(1, G.z_dim), camera)
+        raw = G.synthesis(ws.expand(2, -1, -1), frames[:2])["image_raw"]
+    assert float(raw.min()) > 0.99
+    assert write_turntable(G, ws, camera[0], tmp_path, frames=4).exists()

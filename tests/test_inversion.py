@@ -289,3 +289,25 @@ def test_reported_ssim_is_the_standard_gaussian_ssim():
     assert ssim(a, b) == pytest.approx(float(ref), abs=1e-5)
     assert ssim(a, a) == pytest.approx(1.0)
     assert abs(float(fast_ssim(a, b)) - ssim(a, b)) > 1e-3
+
+
+def test_lpips_uses_a_backbone_present_in_torch_home(monkeypatch, tmp_path):
+    """A backbone file under torchvision's name in $TORCH_HOME/hub/checkpoints is what LPIPS
+    loads (here a randomly initialised VGG16 state dict stands in for the ImageNet one); nothing
+    is fetched, even online."""
+    import torchvision
+    import inversion.losses as losses
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("NERFGAN_OFFLINE", "0")
+    monkeypatch.setattr(losses, "fetch_backbone", lambda net: pytest.fail("fetched although present"))
+    path = backbone_weights_path("vgg")
+    assert path == tmp_path / "hub" / "checkpoints" / "vgg16-397923af.pth"
+    path.parent.mkdir(parents=True)
+    torch.manual_seed(0)
+    fake = torchvision.models.vgg16(weights=None).state_dict()
+    torch.save(fake, path)
+    model = load_lpips("vgg")
+    first = next(model.net.parameters())
+    assert torch.equal(first, fake["features.0.weight"])  # the file's weights, not the real ones
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    assert float(model(x, x).mean()) == pytest.approx(0.0, abs=1e-6)
