@@ -28,6 +28,7 @@ goes on.
 from __future__ import annotations
 
 import argparse
+import datetime
 import hashlib
 import json
 import os
@@ -47,6 +48,7 @@ from .cli import (IMAGE_SUFFIXES, add_run_options, invert_to_folder, load_run_ta
 from .outputs import to_uint8
 
 MULTI_VIEW = ("multiview", "multilatent", "incremental")
+GROUP_TIMEOUT_S = 300  # connecting, and the final barrier (ranks still inverting an item wait at most this)
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,9 @@ class Workers:
             self.device = "cpu"
         self.store = None
         if self.distributed:
-            dist.init_process_group("nccl" if self.device.startswith("cuda") else "gloo", init_method="env://")
+            # a bounded timeout: a group that cannot connect or meet fails, and torchrun restarts it
+            dist.init_process_group("nccl" if self.device.startswith("cuda") else "gloo", init_method="env://",
+                                    timeout=datetime.timedelta(seconds=GROUP_TIMEOUT_S))
             # torchrun's store (the one its rendezvous uses), shared by every rank of the job
             self.store = dist.distributed_c10d._get_default_store()
 
